@@ -19,6 +19,15 @@ export class PageTable {
   /** 1G blocks. */
   readonly blocks1g = new Map<number, number>();
   /**
+   * One linear region of 4K pages [linearStart, linearStart+linearCount) -> linearOut + offset,
+   * answered arithmetically (a VM's whole memory without a Map entry per page); `holes` are its
+   * unmapped pages.
+   */
+  linearStart = 0;
+  linearCount = 0;
+  linearOut = 0;
+  readonly holes = new Set<number>();
+  /**
    * Bumped on every change of the table (map, unmap, remap). The oracle keys its obligations on
    * it; the hardware never reads it.
    */
@@ -37,18 +46,41 @@ export class PageTable {
     this.version++;
   }
 
+  /** Map [start, start+count) linearly to out.. (replaces any previous linear region). */
+  mapLinear(start: number, count: number, out: number): void {
+    this.linearStart = start; this.linearCount = count; this.linearOut = out;
+    this.holes.clear();
+    this.version++;
+  }
+
+  private inLinear(page: number): boolean {
+    return page >= this.linearStart && page < this.linearStart + this.linearCount;
+  }
+
   /** Remove the mapping containing `page` (whatever its size). Returns the size removed or -1. */
   unmap(page: number): number {
     this.version++;
     if (this.pages.delete(page)) return 0;
+    if (this.inLinear(page) && !this.holes.has(page)) { this.holes.add(page); return 0; }
     if (this.blocks2m.delete(page - (page % 512))) return 9;
     if (this.blocks1g.delete(page - (page % 262144))) return 18;
     return -1;
   }
 
+  /** Re-map a page of the linear region that was unmapped (a fault bringing it back). */
+  remapLinear(page: number): boolean {
+    if (!this.holes.delete(page)) return false;
+    this.version++;
+    return true;
+  }
+
   /** Unmap [page, page+count) 4K pages; returns how many 4K mappings were removed. */
   unmapRange(page: number, count: number): number {
     let n = 0;
+    if (this.linearCount > 0) {
+      const a = Math.max(page, this.linearStart), b = Math.min(page + count, this.linearStart + this.linearCount);
+      for (let p = a; p < b; p++) if (!this.holes.has(p)) { this.holes.add(p); n++; }
+    }
     if (count <= this.pages.size) {
       for (let p = page; p < page + count; p++) if (this.pages.delete(p)) n++;
     } else {
@@ -60,6 +92,10 @@ export class PageTable {
 
   /** Software walk: output page for `page` or -1. Sets lastLevel / lastSizeLog2. No allocation. */
   walk(page: number): number {
+    if (page >= this.linearStart && page < this.linearStart + this.linearCount && (this.holes.size === 0 || !this.holes.has(page))) {
+      this.lastLevel = 3; this.lastSizeLog2 = 0;
+      return this.linearOut + (page - this.linearStart);
+    }
     const o = this.pages.get(page);
     if (o !== undefined) { this.lastLevel = 3; this.lastSizeLog2 = 0; return o; }
     const b = page - (page % 512);
@@ -72,7 +108,7 @@ export class PageTable {
   }
 
   get mappedPages(): number {
-    return this.pages.size + this.blocks2m.size * 512 + this.blocks1g.size * 262144;
+    return this.linearCount - this.holes.size + this.pages.size + this.blocks2m.size * 512 + this.blocks1g.size * 262144;
   }
 }
 
