@@ -35,7 +35,7 @@ export interface IssuerRegime {
  * Which entries a TLBI removes, as a scope (arch.md §3.3, SMMUv3 §4.4 equivalences).
  * For a PE target `aset` handling is moot (CPU entries have ASET 0). For an SMMU target,
  * `asetSpares` says whether ASID-matching ops spare ASET=1 entries.
- * Returns false when the op affects no NS state we model (EL3 ops).
+ * Returns false when the op affects nothing (an unknown kind). EL3 ops return an EL3-world scope.
  */
 export function tlbiScope(a: TlbiArgs, who: IssuerRegime, asetSpares: boolean, out: InvalScope): boolean {
   const op = a.op;
@@ -51,7 +51,20 @@ export function tlbiScope(a: TlbiArgs, who: IssuerRegime, asetSpares: boolean, o
     // *E2 ops: EL2&0 with ASID when HCR_EL2.E2H=1, else the ASID-less EL2 regime.
     out.worlds = who.e2h ? World.NS_EL2_E2H : World.NS_EL2;
   } else {
-    return false;
+    // ALLE3IS / VAE3IS act on the EL3 StreamWorld (arch.md §3.3 last row, SMMUv3 §4.4.2.5-6:
+    // CMD_TLBI_EL3_ALL / EL3_VA equivalents). Fix: this used to return false ("no effect"), so an
+    // EL3 entry survived ALLE3IS. The EL3 world has no VMID or ASID tag (arch.md §3.2). Nothing in
+    // the model creates EL3 entries (no Secure stream table), so this only matters for direct fills.
+    out.worlds = World.EL3;
+    out.stages = STAGE_VA;
+    if (op.name.startsWith('VAE3')) {
+      // VA{L}E3IS: by VA; ASET=1 EL3 entries are "not required" (§3.17.1), we invalidate them.
+      out.pageStart = a.page;
+      out.pageCount = a.pages > 0 ? a.pages : 1;
+      out.leafOnly = op.leaf;
+      out.ttl = a.ttl;
+    }
+    return true;
   }
   switch (op.kind) {
     case TlbiKind.VMALL:

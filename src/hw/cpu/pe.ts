@@ -41,10 +41,16 @@ export class Pe {
     this.regime = { vmid: 0, e2h: vhe, tge: vhe, el: vhe ? 2 : 1 };
   }
 
-  /** The world the PE's own accesses use: EL2&0 for a VHE host, else EL1&0. */
+  /**
+   * The world the PE's own accesses use: EL2&0 for a VHE host, EL2 for an nVHE hypervisor, else EL1&0.
+   * Fix (arch.md §3.3 "VAE2IS / VALE2IS ... with HCR_EL2.E2H=1 the EL2&0 regime with ASID"): with
+   * HCR_EL2.E2H=1, EL2 runs in the EL2&0 regime whatever TGE is (TGE only routes EL0). This used to
+   * return NS-EL2 for {E2H,TGE}={1,0} (KVM's VHE guest-context window), so entries filled there were
+   * missed by the VAE2IS that tlbiScope correctly sends to EL2&0 when E2H=1.
+   */
   get world(): number {
     const r = this.regime;
-    return r.el === 2 && r.e2h && r.tge ? World.NS_EL2_E2H : r.el === 2 ? World.NS_EL2 : World.NS_EL1;
+    return r.el === 2 ? (r.e2h ? World.NS_EL2_E2H : World.NS_EL2) : World.NS_EL1;
   }
 
   /**

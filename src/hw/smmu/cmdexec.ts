@@ -5,6 +5,7 @@ import {
 import { Stage, STAGE_ALL, STAGE_VA, World } from '../../arch/world.js';
 import type { InvalScope } from '../tlb/scope.js';
 import type { Smmu } from './smmu.js';
+import { atcSsidHi, atcSsidLo } from './structures.js';
 
 /**
  * Execute one legal command (SMMUv3 §4.2-4.7; arch.md §1.5), named after the commands as gem5's
@@ -51,9 +52,16 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
       return;
     case OP.CMD_ATC_INV: {
       const s = smmu.scope();
-      // ATC entries are keyed by SubstreamID (stored in the asid tag of the ATC model).
+      // ATC entries are keyed by SubstreamID: SSID[15:0] in the asid tag, SSID[19:16] in the vmid
+      // tag (atcSsidLo/Hi; the 20-bit SSID does not fit a 16-bit tag, §6.3.2 SSIDSIZE ≤ 20).
+      // SSV=0 addresses traffic without a SubstreamID (SSID 0 in the model); Global=1 all SSIDs.
       const global = cmdGlobal(w, off) === 1;
-      s.asid = cmdSsv(w, off) === 1 && !global ? cmdSsid(w, off) : global ? -1 : 0;
+      if (global) {
+        s.asid = -1; s.vmid = -1;
+      } else {
+        const ssid = cmdSsv(w, off) === 1 ? cmdSsid(w, off) : 0;
+        s.asid = atcSsidLo(ssid); s.vmid = atcSsidHi(ssid);
+      }
       s.includeGlobal = true;
       const size = cmdAtcSize(w, off);
       if (size < 52) {
@@ -109,9 +117,12 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
     case OP.CMD_TLBI_S2_IPA:
       // Stage-2-only entries; combined S1+S2 entries are not required to go (§4.4.2.11).
       s.worlds = World.NS_EL1; s.vmid = vmid; s.stages = Stage.S2;
-      if (smmu.knobs.s2IpaHitsCombined) s.stages |= Stage.NESTED;
       addressRange(s, w, off, cmdIpaPage(w, off));
-      break;
+      smmu.invalidate(s);
+      // Fix (§4.4.2.11; arch.md §1.5): combined entries are tagged by VA, not IPA, so the knob
+      // removes all of the VMID's combined entries instead of those whose VA equals the IPA.
+      if (smmu.knobs.s2IpaHitsCombined) smmu.invalidateCombined(vmid, cmdLeaf(w, off) === 1);
+      return;
     case OP.CMD_TLBI_NSNH_ALL:
       s.worlds = World.NS_EL1; s.stages = STAGE_ALL;
       break;

@@ -2,7 +2,7 @@ import {
   CERROR, CMDQ_CONS, CR0, CR2, GERROR, IDR0, IDR1, IDR3, IDR5, REG, featuresFromIdr, getField, setField,
   type SmmuFeatures,
 } from '../../arch/registers.js';
-import { Stage, World } from '../../arch/world.js';
+import { Stage, STAGE_VA, World } from '../../arch/world.js';
 import { checkCommand, cmdOpcode } from '../../arch/commands.js';
 import type { Memory, PageTable } from '../memory.js';
 import { defaultSmmuKnobs, type SmmuKnobs } from '../knobs.js';
@@ -11,7 +11,8 @@ import type { TlbGeometry } from '../tlb/tlb-api.js';
 import { resetScope, type InvalScope, type TlbEntry } from '../tlb/scope.js';
 import { tlbiScope, type IssuerRegime, type TlbiArgs } from '../tlbi-scope.js';
 import { TlbiKind } from '../../arch/tlbi.js';
-import { STE_CONFIG, STRW, EATS, tg0GranuleLog2, type Cd, type Ste } from './structures.js';
+import { STE_CONFIG, STRW, EATS, atcSsidHi, atcSsidLo, tg0GranuleLog2, type Cd, type Ste } from './structures.js';
+export { atcSsidHi, atcSsidLo } from './structures.js';
 import { executeCommand } from './cmdexec.js';
 
 /** Which cache of the SMMU an entry lives in (for listeners). */
@@ -179,13 +180,20 @@ export class Smmu {
   lastConfig: StreamConfig | null = null;
 
   private readonly scratch: InvalScope = resetScope({} as InvalScope);
+  private readonly scratch2: InvalScope = resetScope({} as InvalScope);
+  private readonly wcScope: InvalScope = resetScope({} as InvalScope);
   private readonly fillEntry: TlbEntry = {
     world: 0, vmid: 0, asid: -1, global: false, aset: 0, stage: 1, page: 0, sizeLog2: 0,
     granuleLog2: 12, level: 3, leaf: 1, out: 0, ctx: 0,
   };
 
   constructor(readonly id: number, readonly memory: Memory, readonly params: SmmuParams = defaultSmmuParams()) {
-    this.idr0 = params.idr0 >>> 0;
+    let idr0 = params.idr0 >>> 0;
+    // Fix: IDR0.Hyp is RES0 unless both S1P and S2P are 1 (SMMUv3 §6.3.1; arch.md §2.1). A
+    // stage-1-only or stage-2-only SMMU built from defaultSmmuParams (Hyp=1) used to accept
+    // CMD_TLBI_EL2_* and honour STE.STRW=EL2.
+    if (getField(idr0, IDR0.S1P) === 0 || getField(idr0, IDR0.S2P) === 0) idr0 = setField(idr0, IDR0.HYP, 0);
+    this.idr0 = idr0;
     this.idr1 = params.idr1 >>> 0;
     this.idr3 = params.idr3 >>> 0;
     this.idr5 = params.idr5 >>> 0;
@@ -193,6 +201,8 @@ export class Smmu {
     this.iidr = params.iidr;
     this.features = featuresFromIdr({ idr0: this.idr0, idr3: this.idr3, idr5: this.idr5, aidr: this.aidr });
     this.knobs = params.knobs;
+    // Fix: CR2.PTM is RES0 when IDR0.BTM=0 (§6.3.12; arch.md §2.6), so its reset value must read 0.
+    if (!this.features.btm) this.cr2 = 0;
     this.tlb = new Tlb(params.tlb);
     this.tlb.onRemove = (slot, cause) => this.listener?.onRemove?.(this, SmmuCache.TLB, this.tlb, slot, cause);
     if (params.walkCacheEntries > 0) {
@@ -255,7 +265,10 @@ export class Smmu {
       case REG.CR2:
         // CR2 is writable only while SMMUEN=0 and CR0ACK.SMMUEN=0 (§6.3.12.1).
         if (getField(this.cr0, CR0.SMMUEN) === 0 && !this.smmuEnabled) {
-          let v = value;
+          // Fix: keep only the defined fields (§6.3.12; arch.md §2.6): bits [31:4] are RES0 and
+          // REC_CFG_ATS exists only with IDR0.ATSRECERR; they used to be stored as written.
+          let v = value & 0b0111;
+          if (getField(this.idr0, IDR0.ATSRECERR) === 1) v |= value & 0b1000;
           if (!this.features.btm) v = setField(v, CR2.PTM, 0); // RES0 without BTM
           if (!this.features.hyp) v = setField(v, CR2.E2H, 0);
           this.cr2 = v;
@@ -365,6 +378,24 @@ export class Smmu {
     return n;
   }
 
+  /**
+   * Remove every combined S1+S2 (NESTED) NS-EL1 entry of `vmid`, whatever its address: what an
+   * implementation that over-invalidates on IPAS2E1IS / CMD_TLBI_S2_IPA must do (knob
+   * s2IpaHitsCombined). Combined entries are tagged by VA and carry no IPA (SMMUv3 §4.4.2.11;
+   * arch.md §1.5 S2_IPA, §3.3), so an IPA cannot select them by address.
+   * Fix: the knob used to add NESTED to the IPA-addressed scope, which compared the IPA with the
+   * entries' VA and removed unrelated combined entries while keeping the ones for that IPA.
+   */
+  invalidateCombined(vmid: number, leafOnly: boolean): number {
+    const s = resetScope(this.scratch2);
+    s.worlds = World.NS_EL1;
+    s.vmid = vmid;
+    s.vmidIgnoreBits = this.vmwBits();
+    s.stages = Stage.NESTED;
+    s.leafOnly = leafOnly;
+    return this.invalidate(s);
+  }
+
   /** Invalidate ATC entries of endpoint `sid` (CMD_ATC_INV). */
   invalidateAtc(sid: number, s: InvalScope): number {
     const atc = this.atcs.get(sid);
@@ -403,9 +434,10 @@ export class Smmu {
       s.worlds |= World.NS_EL2 | World.NS_EL2_E2H;
     }
     if (this.knobs.nhAllHitsS2 && a.op.kind === TlbiKind.VMALL) s.stages |= Stage.S2;
-    if (this.knobs.s2IpaHitsCombined && a.op.kind === TlbiKind.IPA) s.stages |= Stage.NESTED;
     s.vmidIgnoreBits = this.vmwBits();
+    const vmid = s.vmid, leafOnly = s.leafOnly;
     this.invalidate(s);
+    if (this.knobs.s2IpaHitsCombined && a.op.kind === TlbiKind.IPA) this.invalidateCombined(vmid, leafOnly);
     this.listener?.onBroadcast?.(this, a, who, true);
   }
 
@@ -467,6 +499,10 @@ export class Smmu {
     const s1 = (cfg & 0b001) !== 0, s2 = (cfg & 0b010) !== 0;
     if ((s1 && !this.features.s1p) || (s2 && !this.features.s2p)) return c; // ILLEGAL STE
     c.ats = ste.EATS === EATS.TRANS;
+    // Fix: on the Non-secure stream table STRW=0bx1 is ILLEGAL (C_BAD_STE) where STRW is not
+    // ignored, i.e. stage 2 disabled and Hyp/S1P implemented (§5.2 STRW; arch.md §2.8). It used to
+    // be read as EL1.
+    if (!s2 && this.features.hyp && (ste.STRW & 1) !== 0) return c;
     // StreamWorld: forced to NS-EL1 when stage 2 is enabled; else STRW (§5.2 STRW).
     if (!s2 && ste.STRW === STRW.EL2 && this.features.hyp) c.world = this.e2h ? World.NS_EL2_E2H : World.NS_EL2;
     // S2VMID tags NS-EL1 entries whenever S2 is implemented, even for stage-1-only STEs (§3.17).
@@ -519,7 +555,7 @@ export class Smmu {
     // Per-endpoint ATC first (ATS): broadcasts never reach it, only CMD_ATC_INV does (§4.5.1).
     if (cfg.ats && this.params.atcEntries > 0) {
       const atc = this.atcFor(sid);
-      const s = atc.lookup(World.NS_EL1, 0, ssid, 0, false, page);
+      const s = atc.lookup(World.NS_EL1, atcSsidHi(ssid), atcSsidLo(ssid), 0, false, page);
       if (s >= 0) {
         this.stats[SmmuStat.ATC_HITS]++;
         this.lastSlot = s; this.lastCache = SmmuCache.ATC;
@@ -559,28 +595,42 @@ export class Smmu {
     return out;
   }
 
-  /** Page-table walk with walk-memory-access accounting (stage 1 and 2: up to 4, nested: up to 24). */
+  /**
+   * Page-table walk with walk-memory-access accounting: stage 1 or stage 2 alone = leaf level + 1
+   * reads (4 for a 4K page, 3 for a 2 MiB block); nested = n(m+1) + m = (n+1)(m+1) - 1 (24 for
+   * 4 + 4 levels), n = stage-1 reads, m = reads of one stage-2 walk. Fewer with the walk cache.
+   */
   private walkAndFill(cfg: StreamConfig, sid: number, page: number, utlb: Tlb | null): number {
     const e = this.fillEntry;
     let out: number, level: number, sizeLog2: number, accesses: number;
     if (cfg.stage === Stage.S2) {
       out = cfg.s2!.walk(page);
-      level = cfg.s2!.lastLevel; sizeLog2 = cfg.s2!.lastSizeLog2;
+      // A failed walk leaves lastLevel from the previous walk: account it as reaching level 3.
+      level = out >= 0 ? cfg.s2!.lastLevel : 3; sizeLog2 = cfg.s2!.lastSizeLog2;
       accesses = this.s1Accesses(cfg, page, level, out >= 0);
     } else {
       const ipaOrPa = cfg.s1!.walk(page);
-      level = cfg.s1!.lastLevel; sizeLog2 = cfg.s1!.lastSizeLog2;
-      const s1acc = this.s1Accesses(cfg, page, level, ipaOrPa >= 0);
+      const found = ipaOrPa >= 0;
+      level = found ? cfg.s1!.lastLevel : 3; sizeLog2 = cfg.s1!.lastSizeLog2;
+      const n = this.s1Accesses(cfg, page, level, found);
       if (cfg.stage === Stage.NESTED) {
-        // Each stage-1 table read needs a stage-2 walk of its IPA (4 reads) plus itself; then the
-        // final IPA needs a stage-2 walk: (n+1)(m+1)-1, 24 for 4+4 levels (Bhargava et al. 2008).
-        accesses = s1acc * 5 + (ipaOrPa >= 0 ? 4 : 0);
-        if (ipaOrPa >= 0) {
+        // Each stage-1 descriptor read is at an IPA (the CD's TTB0 and table pointers are IPAs
+        // when stage 2 is enabled, §5.2 S1ContextPtr, §3.17), so it needs a stage-2 walk of m reads;
+        // then the output IPA needs one more: n(m+1) + m (Bhargava et al. 2008: 24 for 4+4).
+        // Fix: m was always 4, so stage-2 2 MiB blocks still cost 24 instead of 4*4+3 = 19. m is
+        // now the depth of the stage-2 walk of the output IPA; the model does not place stage-1
+        // tables in IPA space, so their stage-2 walks are assumed to be as deep (same S2 mapping size).
+        let m = 4;
+        if (found) {
           out = cfg.s2!.walk(ipaOrPa);
-          if (out >= 0 && cfg.s2!.lastSizeLog2 < sizeLog2) sizeLog2 = cfg.s2!.lastSizeLog2;
+          if (out >= 0) {
+            m = cfg.s2!.lastLevel + 1;
+            if (cfg.s2!.lastSizeLog2 < sizeLog2) sizeLog2 = cfg.s2!.lastSizeLog2;
+          }
         } else out = -1;
+        accesses = n * (m + 1) + (found ? m : 0);
       } else {
-        accesses = s1acc;
+        accesses = n;
         out = ipaOrPa;
       }
     }
@@ -600,32 +650,49 @@ export class Smmu {
     return out;
   }
 
-  /** Memory reads of a stage-1 (or stage-2-only) walk ending at `level`, after walk-cache hits. */
+  /**
+   * Memory reads of a stage-1 (or stage-2-only) walk ending at `leafLevel`, after walk-cache hits.
+   * The walk cache holds table descriptors of levels 0..2, each spanning 2^(9*(3-L)) pages; a hit
+   * at level L resumes the walk at level L+1. The descriptors read are cached.
+   */
   private s1Accesses(cfg: StreamConfig, page: number, leafLevel: number, found: boolean): number {
     const full = found ? leafLevel + 1 : 4;
     const wc = this.walkCache;
     if (wc === null) return full;
-    // Walk-cache entries: one per table descriptor at levels 0..2, spanning 2^(9*(3-L)) pages.
     const ipa = cfg.stage === Stage.S2;
+    const asid = ipa ? -1 : cfg.asid;
+    // Deepest cached descriptor on the path. Fix: this used wc.lookup() and checked the level of
+    // the slot it returned, but lookup returns the first matching way of the probed set whatever
+    // its size, and descriptors of different levels often share a set (every level-0 descriptor of
+    // the first 512 GiB has block index 0, as does the level-1/2 descriptor of the first 1 GiB/2 MiB),
+    // so the level-0 entry (filled first) answered the level-2 probe: a walk-cache hit saved 1 read
+    // instead of 3. We now ask for an entry of exactly level L (scope.ttl = L selects leaf=1 entries of
+    // level L; walk-cache entries are stored with leaf=1). Level 0 is probed last with ttl=0
+    // ("any level"), which can only find level 0 once levels 1-2 were absent.
+    const q = resetScope(this.wcScope);
+    q.worlds = cfg.world; q.vmid = cfg.vmid; q.asid = asid; q.includeGlobal = false;
+    q.stages = ipa ? Stage.S2 : STAGE_VA; q.pageStart = page; q.pageCount = 1;
+    let hit = -1;
     for (let l = Math.min(2, leafLevel - 1); l >= 0; l--) {
-      const span = 2 ** (9 * (3 - l));
-      const s = wc.lookup(cfg.world, cfg.vmid, ipa ? -1 : cfg.asid, cfg.aset, ipa, page - (page % span));
-      if (s >= 0 && wc.level[s] === l) {
+      q.ttl = l;
+      if (wc.countMatching(q) > 0) {
         this.stats[SmmuStat.WALK_CACHE_HITS]++;
-        return full - (l + 1);
+        hit = l;
+        break;
       }
     }
-    // Fill the descriptors read on the way down.
+    // Fill the descriptors read on the way down. Fix: after a hit at level L the descriptors of
+    // levels L+1.. were read but not cached, so a walk-cache hit at level 0 kept costing 3 reads.
     const e = this.fillEntry;
-    for (let l = 0; l < Math.min(3, leafLevel); l++) {
+    for (let l = hit + 1; l < Math.min(3, leafLevel); l++) {
       const sizeLog2 = 9 * (3 - l);
       const span = 2 ** sizeLog2;
-      e.world = cfg.world; e.vmid = cfg.vmid; e.asid = ipa ? -1 : cfg.asid; e.global = false;
+      e.world = cfg.world; e.vmid = cfg.vmid; e.asid = asid; e.global = false;
       e.aset = cfg.aset; e.stage = ipa ? Stage.S2 : cfg.stage; e.page = page - (page % span);
       e.sizeLog2 = sizeLog2; e.granuleLog2 = cfg.granuleLog2; e.level = l; e.leaf = 1; e.out = 0; e.ctx = cfg.ctx;
       wc.fill(e);
     }
-    return full;
+    return full - (hit + 1);
   }
 
   private copyInto(dst: Tlb, src: Tlb, slot: number): void {
@@ -641,7 +708,8 @@ export class Smmu {
   private fillAtc(sid: number, cfg: StreamConfig, src: Tlb, slot: number): void {
     const atc = this.atcFor(sid);
     const e = this.fillEntry;
-    e.world = World.NS_EL1; e.vmid = 0; e.asid = cfg.ssid; e.global = false; e.aset = 0; e.stage = Stage.S1;
+    e.world = World.NS_EL1; e.vmid = atcSsidHi(cfg.ssid); e.asid = atcSsidLo(cfg.ssid);
+    e.global = false; e.aset = 0; e.stage = Stage.S1;
     e.page = src.page[slot]; e.sizeLog2 = src.sizeLog2[slot]; e.granuleLog2 = src.granuleLog2[slot];
     e.level = src.level[slot]; e.leaf = 1; e.out = src.out[slot]; e.ctx = src.ctx[slot];
     atc.fill(e);

@@ -64,3 +64,11 @@ export function newCd(over: Partial<Cd> = {}): Cd {
 }
 
 export const tg0GranuleLog2 = (tg: number): number => (tg === 1 ? 16 : tg === 2 ? 14 : 12);
+
+/**
+ * ATC entries are keyed by SubstreamID (PASID), up to 20 bits (IDR1.SSIDSIZE ≤ 20, §6.3.2), but a
+ * Tlb tag is 16 bits: SSID[15:0] goes in the ASID tag and SSID[19:16] in the VMID tag.
+ * Fix: the whole SSID used to go in the ASID tag, so translating SSID ≥ 0x10000 with ATS threw.
+ */
+export const atcSsidLo = (ssid: number): number => ssid & 0xffff;
+export const atcSsidHi = (ssid: number): number => (ssid >>> 16) & 0xf;
