@@ -9,15 +9,28 @@ export const POLICY_NAMES = ['ptm', 'btm-2020', 'btm-split', 'btm-kvm-pinned', '
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 const idBits = z.literal([8, 16]);
-const pow2 = (what: string) =>
-  z.number().int().positive().refine((v) => (v & (v - 1)) === 0, { message: `${what} must be a power of two` });
+const pow2 = () =>
+  z.number().int().positive().refine((v) => (v & (v - 1)) === 0, {
+    error: (iss) => {
+      const v = iss.input as number;
+      if (!(v >= 1 && Number.isFinite(v))) return `must be a power of two, got ${v}`;
+      const lo = 2 ** Math.floor(Math.log2(v));
+      return `must be a power of two, got ${v} (nearest: ${lo} or ${lo * 2})`;
+    },
+  });
 
 const tlbGeometry = (entries: number, ways: number, policy: 'lru' | 'rr' | 'random', source: string) =>
   z.strictObject({
-    entries: pow2('entries').default(entries).describe(`Total entries (power of two). Default ${entries}: ${source}`),
+    entries: pow2().default(entries).describe(`Total entries (power of two). Default ${entries}: ${source}`),
     ways: z.number().int().positive().default(ways).describe(`Associativity; entries/ways sets. Default ${ways}: ${source}`),
     policy: z.enum(['lru', 'rr', 'random']).default(policy).describe(`Replacement. Default ${policy}: ${source}`),
-  }).refine((g) => g.entries % g.ways === 0, { message: 'ways must divide entries' });
+  }).refine((g) => g.entries % g.ways === 0, {
+    path: ['ways'],
+    error: (iss) => {
+      const g = iss.input as { entries: number; ways: number };
+      return `must divide entries (${g.entries} entries / ${g.ways} ways is not a whole number of sets)`;
+    },
+  });
 
 export const CpuSchema = z.strictObject({
   count: z.number().int().min(1).max(512).default(8)
@@ -27,7 +40,8 @@ export const CpuSchema = z.strictObject({
   vhe: z.boolean().default(false).describe('Host runs VHE (EL2&0): host broadcasts carry no VMID and the SMMU needs STRW=EL2, CR2.E2H=1.'),
   kpti: z.boolean().default(false).describe('KPTI: ASIDs in pairs, every TLBI by ASID issued twice.'),
   tlbiRange: z.boolean().default(true).describe('FEAT_TLBIRANGE (Armv8.4): range TLBIs for host and KVM flushes.'),
-  tlb: tlbGeometry(1024, 4, 'lru', 'Cortex-A76 L2 TLB is 1280 entries 5-way (TRM 100798); power-of-two stand-in').default({ entries: 1024, ways: 4, policy: 'lru' }),
+  tlb: tlbGeometry(1024, 4, 'lru', 'Cortex-A76 L2 TLB is 1280 entries 5-way (TRM 100798); power-of-two stand-in').default({ entries: 1024, ways: 4, policy: 'lru' })
+    .describe('Geometry of each PE\'s TLB.'),
 });
 
 export const SmmuSchema = z.strictObject({
@@ -40,7 +54,8 @@ export const SmmuSchema = z.strictObject({
   asidBits: idBits.default(16).describe('SMMU_IDR0.ASID16.'),
   vmidBits: idBits.default(8).describe('SMMU_IDR0.VMID16. Default 8 to match the CPU in the thread\'s case.'),
   ril: z.boolean().default(true).describe('SMMU_IDR3.RIL: range invalidation (mandatory from SMMUv3.2).'),
-  tlb: tlbGeometry(2048, 4, 'rr', 'gem5 SMMUv3.py main TLB (explicitly "not representative")').default({ entries: 2048, ways: 4, policy: 'rr' }),
+  tlb: tlbGeometry(2048, 4, 'rr', 'gem5 SMMUv3.py main TLB (explicitly "not representative")').default({ entries: 2048, ways: 4, policy: 'rr' })
+    .describe('Geometry of each SMMU\'s main TLB.'),
   microTlbEntries: z.number().int().min(0).max(1024).default(0).describe('Per-stream micro-TLB, fully associative; 0 = none. gem5 default 32.'),
   walkCacheEntries: z.number().int().min(0).max(65536).default(0).describe('Walk cache entries (4-way); 0 = none. MMU-600: 256 per level (Intel Agilex 5 TRM).'),
   atcEntries: z.number().int().min(0).max(4096).default(0).describe('Per-endpoint ATC entries (ATS); 0 = none.'),
@@ -67,33 +82,35 @@ export const DmaSchema = z.strictObject({
 
 export const WorkloadSchema = z.strictObject({
   vms: z.number().int().min(0).max(4096).default(8).describe('VMs alive at start.'),
-  vcpusPerVm: z.number().int().min(1).max(64).default(2),
+  vcpusPerVm: z.number().int().min(1).max(64).default(2).describe('vCPUs per VM, scheduled on the PEs.'),
   vmPages: z.number().int().min(16).max(1 << 22).default(4096).describe('Guest memory mapped at stage 2 per VM, in 4 KiB pages.'),
   timesliceUs: z.number().positive().default(1000).describe('vCPU scheduling quantum; each switch is a vCPU put + load on that CPU.'),
   devicesPerVm: z.number().int().min(0).max(2048).default(2).describe('SR-IOV VFs assigned per VM (ixgbe: up to 63 VFs per device; P-Tile: 2048).'),
   nested: z.boolean().default(false).describe('Assigned devices use nested translation (guest stage 1 over the S2 parent).'),
-  dma: DmaSchema.default({ ratePerUs: 1, workingSetPages: 256, locality: 0.9 }),
+  dma: DmaSchema.default({ ratePerUs: 1, workingSetPages: 256, locality: 0.9 }).describe('Device DMA traffic through the SMMU.'),
   kvm: z.strictObject({
     unmapPerMsPerVm: z.number().min(0).default(1).describe('MMU-notifier page unmaps per ms per VM (each: __kvm_tlb_flush_vmid_ipa, or a range flush).'),
     rangeUnmapPerMsPerVm: z.number().min(0).default(0.1).describe('MMU-notifier range unmaps (THP split, balloon) per ms per VM.'),
-    rangePages: z.number().int().min(1).default(512),
+    rangePages: z.number().int().min(1).default(512).describe('Pages per range unmap (512 = one 2 MiB THP).'),
     flushVmPerMsPerVm: z.number().min(0).default(0.05).describe('kvm_flush_remote_tlbs (TLBI VMALLS12E1IS) per ms per VM (memslot changes...).'),
     dirtyLogging: z.strictObject({
       vms: z.number().int().min(0).default(0).describe('VMs under live migration (dirty logging).'),
       passesPerMs: z.number().min(0).default(0.5).describe('Write-protect passes per ms per migrating VM.'),
-    }).default({ vms: 0, passesPerMs: 0.5 }),
-  }).default({ unmapPerMsPerVm: 1, rangeUnmapPerMsPerVm: 0.1, rangePages: 512, flushVmPerMsPerVm: 0.05, dirtyLogging: { vms: 0, passesPerMs: 0.5 } }),
+    }).default({ vms: 0, passesPerMs: 0.5 }).describe('Live migration: write-protect passes over guest memory.'),
+  }).default({ unmapPerMsPerVm: 1, rangeUnmapPerMsPerVm: 0.1, rangePages: 512, flushVmPerMsPerVm: 0.05, dirtyLogging: { vms: 0, passesPerMs: 0.5 } })
+    .describe('KVM stage-2 maintenance driven by the host MMU notifiers.'),
   guestTlbiPerMsPerVm: z.number().min(0).default(2).describe('Guest TLBIs (upgraded to IS by HCR_EL2.FB) per ms per VM.'),
   churn: z.strictObject({
     vmLifetimeMs: z.number().positive().optional().describe('Mean VM lifetime; a destroyed VM is replaced by a new one (rollover pressure). Absent = no churn.'),
-  }).default({}),
+  }).default({}).describe('VM creation and destruction.'),
   sva: z.strictObject({
     processes: z.number().int().min(0).max(4096).default(0).describe('Host processes bound to a device with SVA.'),
     munmapPerMs: z.number().min(0).default(1).describe('munmap/mprotect per ms per SVA process.'),
-    munmapPages: z.number().int().min(1).default(16),
+    munmapPages: z.number().int().min(1).default(16).describe('Pages per munmap/mprotect.'),
     hostProcesses: z.number().int().min(0).default(16).describe('Other host processes context-switching on the CPUs (ASID pressure).'),
-    contextSwitchUs: z.number().positive().default(500),
-  }).default({ processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16, contextSwitchUs: 500 }),
+    contextSwitchUs: z.number().positive().default(500).describe('Host context-switch period on a CPU, in microseconds.'),
+  }).default({ processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16, contextSwitchUs: 500 })
+    .describe('Shared Virtual Addressing: host processes whose page tables the SMMU walks.'),
 });
 
 export const DurationSchema = z.union([
@@ -110,19 +127,19 @@ export const CostSchema = z.strictObject({
 });
 
 export const ScenarioSchema = z.strictObject({
-  $schema: z.string().optional(),
-  name: z.string().default('unnamed'),
-  description: z.string().default(''),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
-  duration: DurationSchema.default({ ms: 20 }),
-  cpu: CpuSchema.default(CpuSchema.parse({})),
-  smmu: SmmuSchema.default(SmmuSchema.parse({})),
-  kernel: KernelSchema.default(KernelSchema.parse({})),
+  $schema: z.string().optional().describe('JSON Schema of this file, for editors (output of `btmsim schema`); ignored by btmsim.'),
+  name: z.string().default('unnamed').describe('Scenario name, shown in reports.'),
+  description: z.string().default('').describe('Free text, shown in reports.'),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1).describe('PRNG seed (0..2^32-1): the same scenario and seed give the same run.'),
+  duration: DurationSchema.default({ ms: 20 }).describe('When to stop: { ms: <simulated milliseconds> } or { events: <count> }. Default 20 ms.'),
+  cpu: CpuSchema.default(CpuSchema.parse({})).describe('The CPUs (PEs) and their TLB maintenance features.'),
+  smmu: SmmuSchema.default(SmmuSchema.parse({})).describe('The SMMUv3 instances: ID register features and cache geometry.'),
+  kernel: KernelSchema.default(KernelSchema.parse({})).describe('Linux/KVM behaviour being modelled.'),
   policy: z.enum(POLICY_NAMES).default('btm-2020').describe('The policy of a single run (see compare).'),
   compare: z.array(z.enum(POLICY_NAMES)).min(1).optional().describe('Policies run on the same workload and seed; default: just `policy`.'),
-  policyOptions: PolicyOptionsSchema.default(PolicyOptionsSchema.parse({})),
-  workload: WorkloadSchema.default(WorkloadSchema.parse({})),
-  cost: CostSchema.default(CostSchema.parse({})),
+  policyOptions: PolicyOptionsSchema.default(PolicyOptionsSchema.parse({})).describe('Knobs of the individual policies.'),
+  workload: WorkloadSchema.default(WorkloadSchema.parse({})).describe('What the VMs, devices and host processes do.'),
+  cost: CostSchema.default(CostSchema.parse({})).describe('Latency model (nanoseconds) used to turn event counts into time.'),
 });
 
 export type Scenario = z.infer<typeof ScenarioSchema>;
