@@ -4,6 +4,8 @@ import { UserError } from './errors.js';
 import { registerExplain } from './explain.js';
 import { registerVectors } from './vectors.js';
 import { registerDemo } from './demo.js';
+import { registerRun } from './run.js';
+import { registerSchema } from './schema.js';
 
 const VERSION = '0.1.0';
 
@@ -13,7 +15,9 @@ export function buildProgram(): Command {
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerRun(program);
   registerDemo(program);
+  registerSchema(program);
   registerExplain(program);
   registerVectors(program);
   return program;

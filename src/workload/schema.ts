@@ -108,8 +108,7 @@ export const WorkloadSchema = z.strictObject({
     munmapPerMs: z.number().min(0).default(1).describe('munmap/mprotect per ms per SVA process.'),
     munmapPages: z.number().int().min(1).default(16).describe('Pages per munmap/mprotect.'),
     hostProcesses: z.number().int().min(0).default(16).describe('Other host processes context-switching on the CPUs (ASID pressure).'),
-    contextSwitchUs: z.number().positive().default(500).describe('Host context-switch period on a CPU, in microseconds.'),
-  }).default({ processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16, contextSwitchUs: 500 })
+  }).default({ processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16 })
     .describe('Shared Virtual Addressing: host processes whose page tables the SMMU walks.'),
 });
 

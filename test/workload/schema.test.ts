@@ -36,7 +36,7 @@ const DEFAULTS = {
     },
     guestTlbiPerMsPerVm: 2,
     churn: {},
-    sva: { processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16, contextSwitchUs: 500 },
+    sva: { processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16 },
   },
   cost: { tlbHitNs: 3, walkAccessNs: 90, commandNs: 50, cmdSyncNs: 2000, dvmMessageNs: 100 },
 };

@@ -16,6 +16,9 @@ export { atcSsidHi, atcSsidLo } from './structures.js';
 import { executeCommand } from './cmdexec.js';
 
 /** Which cache of the SMMU an entry lives in (for listeners). */
+/** Bit of TlbEntry.aset set by the hypothetical STE.S2ASET_HYP (bit 0 is CD.ASET). */
+export const ASET_S2_HYP = 2;
+
 export const SmmuCache = { TLB: 1, MICRO_TLB: 2, WALK: 3, ATC: 4 } as const;
 
 /** Why the last translation did not produce an address (negative return values of translate()). */
@@ -435,6 +438,8 @@ export class Smmu {
     }
     if (this.knobs.nhAllHitsS2 && a.op.kind === TlbiKind.VMALL) s.stages |= Stage.S2;
     s.vmidIgnoreBits = this.vmwBits();
+    // The hypothetical stage-2 ASET spares entries from every broadcast that matches on a VMID.
+    if (s.vmid >= 0) s.skipVmidAset = true;
     const vmid = s.vmid, leafOnly = s.leafOnly;
     this.invalidate(s);
     if (this.knobs.s2IpaHitsCombined && a.op.kind === TlbiKind.IPA) this.invalidateCombined(vmid, leafOnly);
@@ -527,6 +532,8 @@ export class Smmu {
       c.granuleLog2 = tg0GranuleLog2(cd.TG0);
     }
     c.stage = s1 && s2 ? Stage.NESTED : s1 ? Stage.S1 : Stage.S2;
+    // Hypothetical stage-2 ASET (policy btm-s2aset): bit 1 of the entry's ASET tag.
+    if (s2 && ste.S2ASET_HYP === true) c.aset |= ASET_S2_HYP;
     c.ctx = c.s1 !== null ? c.s1.ctx : c.s2!.ctx;
     c.kind = 2;
     return c;

@@ -39,6 +39,12 @@ export interface Ste {
   S2TTB: number;
   /** S2TG: 0 = 4K, 1 = 64K, 2 = 16K. */
   S2TG: number;
+  /**
+   * NOT ARCHITECTURAL: the "ASET for VMIDs" the 2020 thread lacked (policy btm-s2aset). Entries
+   * built through this STE are spared by broadcasts that match on a VMID, as CD.ASET=1 entries
+   * are spared by broadcasts that match on an ASID; ALL-type broadcasts still hit them.
+   */
+  S2ASET_HYP?: boolean;
 }
 
 export interface Cd {

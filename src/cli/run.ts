@@ -1,0 +1,85 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { comparisonTable } from '../report/table.js';
+import { policiesOf, runScenario } from '../sim/run.js';
+import { BUILTIN_SCENARIO_NAME, BUILTIN_SCENARIO_YAML } from '../workload/builtin.js';
+import { loadScenarioText } from '../workload/load.js';
+import { POLICY_NAMES, type PolicyName, type Scenario } from '../workload/schema.js';
+import { UserError } from './errors.js';
+import { readScenarioFile, ScenarioFileError } from './scenario-file.js';
+
+export interface RunFlags {
+  policy?: string;
+  seed?: string;
+  json?: boolean;
+  out?: string;
+  progress?: boolean;
+}
+
+/** The scenario named on the command line, or the built-in one. */
+export function scenarioFromArg(file: string | undefined): Scenario {
+  if (file === undefined) {
+    const r = loadScenarioText(BUILTIN_SCENARIO_YAML, `<built-in ${BUILTIN_SCENARIO_NAME}>`);
+    if (!r.ok) throw new ScenarioFileError(r.issues);
+    return r.scenario;
+  }
+  return readScenarioFile(file);
+}
+
+export function parsePolicies(list: string | undefined): PolicyName[] | undefined {
+  if (list === undefined) return undefined;
+  const names = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new UserError('--policy: expected a comma-separated list of policies');
+  for (const n of names) {
+    if (!(POLICY_NAMES as readonly string[]).includes(n)) {
+      throw new UserError(`--policy: unknown policy "${n}" (expected one of: ${POLICY_NAMES.join(', ')})`);
+    }
+  }
+  return names as PolicyName[];
+}
+
+export function parseSeed(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^(0x[0-9a-f]+|\d+)$/i.test(s.trim())) throw new UserError(`--seed: expected a non-negative integer, got "${s}"`);
+  const n = Number(s.trim());
+  if (!Number.isSafeInteger(n) || n > 0xffffffff) throw new UserError(`--seed: must be at most 4294967295, got ${s}`);
+  return n;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run [scenario]')
+    .description('run a scenario (default: the built-in scenario of the 2020 thread) under its policies and compare them')
+    .option('--policy <list>', `comma-separated policies to compare (${POLICY_NAMES.join(', ')}); default: the scenario's compare list`)
+    .option('--seed <n>', 'override the scenario seed')
+    .option('--json', 'print the results as JSON instead of a table')
+    .option('--out <file>', 'also write the JSON results to this file')
+    .option('--no-progress', 'no progress on stderr')
+    .action((file: string | undefined, flags: RunFlags) => {
+      const sc = scenarioFromArg(file);
+      const seed = parseSeed(flags.seed);
+      if (seed !== undefined) sc.seed = seed;
+      const policies = policiesOf(sc, parsePolicies(flags.policy));
+      const showProgress = flags.progress !== false && process.stderr.isTTY === true;
+      const t0 = Date.now();
+      let last = 0;
+      const out = runScenario(sc, policies, {
+        onProgress: showProgress
+          ? (p, f) => {
+            const now = Date.now();
+            if (now - last < 200 || now - t0 < 500) return;
+            last = now;
+            process.stderr.write(`\r${p}: ${(f * 100).toFixed(0).padStart(3)}%   `);
+          }
+          : undefined,
+      });
+      if (showProgress && Date.now() - t0 >= 500) process.stderr.write('\r' + ' '.repeat(40) + '\r');
+      const json = JSON.stringify(out, null, 2) + '\n';
+      if (flags.out !== undefined) {
+        try { writeFileSync(flags.out, json); } catch (e) {
+          throw new UserError(`--out: cannot write ${flags.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
+      process.stdout.write(flags.json === true ? json : comparisonTable(out));
+    });
+}

@@ -1,0 +1,119 @@
+import { SmmuStat } from '../hw/smmu/smmu.js';
+import { PeStat } from '../hw/cpu/pe.js';
+import type { PolicyName, Scenario } from '../workload/schema.js';
+import { commandsByName, smmuTotals } from './metrics.js';
+import { Simulation, type RunOptions } from './simulation.js';
+
+export const RESULT_VERSION = 1;
+
+/**
+ * The metrics of one run, with the names the README documents (DESIGN.md §5). Plain data:
+ * numbers, and objects of numbers; key order is fixed so JSON output is byte-stable.
+ */
+export interface RunMetrics {
+  simulatedNs: number;
+  events: number;
+  dmaTranslations: number;
+  collateral: { total: number; bySource: Record<string, number>; byVictim: Record<string, number>; matrix: Record<string, Record<string, number>> };
+  intended: { total: number; bySource: Record<string, number>; byVictim: Record<string, number> };
+  collateralRefills: number;
+  collateralRefillWalkAccesses: number;
+  commands: { total: number; syncs: number; byOpcode: Record<string, number> };
+  dvm: { messages: number; syncs: number; receivedPerSmmu: number[]; ignoredPerSmmu: number[] };
+  vmid: {
+    kvmRollovers: number; kvmRolloverFlushes: number; smmuAllocFailures: number; pinned: number; pinnedPeak: number;
+    pinFailures: number; timeToExhaustionNs: number | null; devicesUnattached: number;
+  };
+  asid: { cpuRollovers: number; localFlushes: number; pins: number; pinFailures: number };
+  translation: {
+    hits: number; misses: number; hitRate: number; walkAccesses: number; faults: number;
+    dmaTimeNs: number; meanTranslationNs: number; driverInvalidationTimeNs: number; dvmTimeNs: number;
+  };
+  cpu: { tlbiBroadcast: number; tlbiLocal: number; dsb: number };
+  workload: Record<string, number>;
+}
+
+export interface PolicyResult {
+  policy: PolicyName;
+  metrics: RunMetrics;
+}
+
+export interface RunOutput {
+  version: number;
+  scenario: string;
+  seed: number;
+  results: PolicyResult[];
+}
+
+export function policiesOf(sc: Scenario, override?: PolicyName[]): PolicyName[] {
+  if (override !== undefined && override.length > 0) return override;
+  return sc.compare ?? [sc.policy];
+}
+
+/** Run every policy on the same workload and seed. */
+export function runScenario(sc: Scenario, policies: PolicyName[], opts: { onProgress?: (policy: PolicyName, fraction: number) => void } = {}): RunOutput {
+  const results: PolicyResult[] = [];
+  for (const p of policies) {
+    const sim = new Simulation(sc, p);
+    const ro: RunOptions = {};
+    if (opts.onProgress) ro.onProgress = (f) => opts.onProgress!(p, f);
+    sim.run(ro);
+    results.push({ policy: p, metrics: collectMetrics(sim) });
+  }
+  return { version: RESULT_VERSION, scenario: sc.name, seed: sc.seed, results };
+}
+
+export function collectMetrics(sim: Simulation): RunMetrics {
+  const m = sim.metrics;
+  const cost = sim.sc.cost;
+  const t = smmuTotals(sim.hw.smmus);
+  const drv = sim.smmuSide.commandCounters();
+  let tlbiB = 0, tlbiL = 0, dsb = 0;
+  for (const pe of sim.hw.pes) { tlbiB += pe.stats[PeStat.TLBI_BROADCAST]; tlbiL += pe.stats[PeStat.TLBI_LOCAL]; dsb += pe.stats[PeStat.DSB]; }
+  let dvmRecv = 0;
+  for (const x of t.dvmReceived) dvmRecv += x;
+  const lookups = t.hits + t.misses;
+  const dmaTimeNs = lookups * cost.tlbHitNs + t.walkAccesses * cost.walkAccessNs;
+  const driverNs = drv.total * cost.commandNs + drv.syncs * cost.cmdSyncNs;
+  const ps = sim.smmuSide.pinStats();
+  return {
+    simulatedNs: sim.now,
+    events: sim.events,
+    dmaTranslations: sim.dmaEvents,
+    collateral: { total: m.total(m.collateral), bySource: m.bySource(m.collateral), byVictim: m.byVictim(m.collateral), matrix: m.matrix(m.collateral) },
+    intended: { total: m.total(m.intended), bySource: m.bySource(m.intended), byVictim: m.byVictim(m.intended) },
+    collateralRefills: m.collateralRefills,
+    collateralRefillWalkAccesses: m.collateralRefillWalkAccesses,
+    commands: { total: drv.total, syncs: drv.syncs, byOpcode: commandsByName(drv.byOpcode) },
+    dvm: { messages: sim.hw.dvm.messages, syncs: sim.hw.dvm.syncs, receivedPerSmmu: t.dvmReceived, ignoredPerSmmu: t.dvmIgnored },
+    vmid: {
+      kvmRollovers: sim.kvm.rollovers,
+      kvmRolloverFlushes: sim.counters.kvmRolloverFlushes,
+      smmuAllocFailures: sim.smmuSide.vmidAllocFailures,
+      pinned: ps.pinned,
+      pinnedPeak: ps.pinnedPeak,
+      pinFailures: ps.pinFailures,
+      timeToExhaustionNs: sim.firstExhaustionNs >= 0 ? sim.firstExhaustionNs : null,
+      devicesUnattached: sim.counters.devicesUnattached,
+    },
+    asid: {
+      cpuRollovers: sim.asids.rollovers,
+      localFlushes: sim.counters.localAsidFlushes,
+      pins: sim.smmuSide.asidPins,
+      pinFailures: sim.smmuSide.asidPinFailures,
+    },
+    translation: {
+      hits: t.hits, misses: t.misses, hitRate: lookups > 0 ? round6(t.hits / lookups) : 0,
+      walkAccesses: t.walkAccesses, faults: t.faults,
+      dmaTimeNs: round3(dmaTimeNs), meanTranslationNs: lookups > 0 ? round3(dmaTimeNs / lookups) : 0,
+      driverInvalidationTimeNs: round3(driverNs), dvmTimeNs: round3(dvmRecv * cost.dvmMessageNs),
+    },
+    cpu: { tlbiBroadcast: tlbiB, tlbiLocal: tlbiL, dsb },
+    workload: { ...sim.counters },
+  };
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
+
+export { SmmuStat };

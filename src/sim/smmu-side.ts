@@ -1,0 +1,279 @@
+import { tableBase, type PageTable } from '../hw/memory.js';
+import { newCd, type Cd } from '../hw/smmu/structures.js';
+import { ArmSmmuDriver, type ArmSmmuDevice } from '../kernel/smmu-driver/device.js';
+import type { ArmSmmuDomain } from '../kernel/smmu-driver/domain.js';
+import { FEAT } from '../kernel/smmu-driver/features.js';
+import { IdaVmidProvider, isDriverError, type VmidProvider, type VmidAllocContext } from '../kernel/smmu-driver/ids.js';
+import type { CpuAsidPinner } from '../kernel/smmu-driver/sva.js';
+import { VfioAssigner, type Assignment } from '../kernel/vfio/assign.js';
+import type { KvmVmidAllocatorLike, KvmVmidAllocator } from '../kernel/kvm/vmid.js';
+import type { PolicyConfig } from '../policy/policies.js';
+import type { Scenario } from '../workload/schema.js';
+import { CtxKind } from './contexts.js';
+import { Source } from './metrics.js';
+import type { Simulation } from './simulation.js';
+
+/** An attached endpoint as the workload sees it: where its DMA goes and what it is filled for. */
+export interface DeviceHandle {
+  smmu: number;
+  sid: number;
+  ssid: number;
+  /** Context its TLB entries are filled for. */
+  ctx: number;
+  /** Its translations depend on KVM's stage 2 of its VM (shared tables): KVM flushes intend it. */
+  dependsOnVmS2: boolean;
+  vmSlot: number;
+  kvmId: number;
+  assignment: Assignment | null;
+  sva: ArmSmmuDomain | null;
+}
+
+/**
+ * The SMMU side of the kernel model for one run: the Linux driver (one ArmSmmuDevice per SMMU),
+ * VFIO/iommufd assignment, SVA binding, configured by the policy (BTM on/off, VMID source, SVA
+ * era, stage-2 tables, the hypothetical stage-2 ASET).
+ */
+export class SmmuSide {
+  readonly driver = new ArmSmmuDriver();
+  readonly devices: ArmSmmuDevice[] = [];
+  readonly assigner: VfioAssigner;
+  vmidAllocFailures = 0;
+  asidPins = 0;
+  asidPinFailures = 0;
+  private pinned = 0;
+  private pinnedPeak = 0;
+  private pinFailures = 0;
+  /** Private stage-2 table per (vm slot, kvm id) for vmidScope vm/vsmmu. */
+  private readonly privateTables = new Map<number, PageTable>();
+  private readonly handlesByVm = new Map<number, DeviceHandle[]>();
+  private readonly pinnedDomains = new Set<ArmSmmuDomain>();
+
+  constructor(private readonly sim: Simulation, private readonly sc: Scenario, private readonly policy: PolicyConfig) {
+    const era = policy.svaEra === 'scenario' ? sc.kernel.svaEra : policy.svaEra;
+    const pinner = this.countingPinner();
+    for (const smmu of sim.hw.smmus) {
+      const bits = sc.smmu.vmidBits;
+      const max = 2 ** bits - 1;
+      const dev = this.driver.probe(smmu, {
+        vhe: sc.cpu.vhe, btm: policy.btm, svaEra: era, cpuAsidPinner: pinner,
+        cpuAsidBits: sc.cpu.asidBits,
+        vmidRange: [Math.min(policy.smmuVmidMin, max), max],
+      });
+      if (policy.smmuVmid === 'kvm-pinned') dev.vmidProvider = this.pinnedProvider(dev);
+      this.devices.push(dev);
+    }
+    this.assigner = new VfioAssigner({
+      smmus: this.devices,
+      // A pinned KVM VMID belongs to the VM: one SMMU VMID per VM whatever the scope asks, else
+      // two S2 domains with different private tables would alias under one VMID.
+      vmidScope: policy.smmuVmid === 'kvm-pinned' ? 'vm' : sc.policyOptions.vmidScope,
+      smmusPerVm: sc.smmu.count,
+    });
+  }
+
+  /** The CPU ASID allocator behind arm64_mm_context_get/put, counting pins and failures. */
+  private countingPinner(): CpuAsidPinner {
+    return {
+      contextGet: (mm: number) => {
+        const a = this.sim.asids.contextGet(mm);
+        if (a === 0) this.asidPinFailures++; else this.asidPins++;
+        return a;
+      },
+      contextPut: (mm: number) => { this.sim.asids.contextPut(mm); },
+    };
+  }
+
+  /**
+   * btm-kvm-pinned: the stage-2 domain takes its VM's KVM VMID, pinned so rollover does not
+   * recycle it (pinned-VMID RFC). When the pin fails (cap 2^bits - CPUs - 2) or the VMID does not
+   * fit the SMMU, the domain falls back to the SMMU's own IDA — and may collide again.
+   */
+  private pinnedProvider(dev: ArmSmmuDevice): VmidProvider<ArmSmmuDomain, ArmSmmuDevice> {
+    const ida = new IdaVmidProvider<ArmSmmuDomain, ArmSmmuDevice>(dev.vmidMap, dev.vmidBits);
+    const kvm = this.sim.kvm as KvmVmidAllocator;
+    return {
+      alloc: (domain: ArmSmmuDomain, ctx: VmidAllocContext<ArmSmmuDomain, ArmSmmuDevice>) => {
+        const vm = ctx.vmId;
+        if (vm !== undefined && typeof kvm.pinnedVmidGet === 'function') {
+          const v = kvm.pinnedVmidGet(vm);
+          if (v > 0 && v < 2 ** dev.vmidBits && (ctx.want === undefined || ctx.want === v)) {
+            this.pinnedDomains.add(domain);
+            this.pinned++;
+            if (this.pinned > this.pinnedPeak) this.pinnedPeak = this.pinned;
+            return v;
+          }
+          if (v > 0) kvm.pinnedVmidPut(vm);
+          this.pinFailures++;
+          if (this.sim.firstExhaustionNs < 0) this.sim.firstExhaustionNs = this.sim.now;
+        }
+        return ida.alloc(domain, { ...ctx, want: undefined });
+      },
+      free: (domain: ArmSmmuDomain, vmid: number) => {
+        if (this.pinnedDomains.delete(domain)) {
+          this.pinned--;
+          if (domain.vmId !== undefined) kvm.pinnedVmidPut(domain.vmId);
+        } else {
+          ida.free(domain, vmid);
+        }
+      },
+    };
+  }
+
+  pinStats(): { pinned: number; pinnedPeak: number; pinFailures: number } {
+    return { pinned: this.pinned, pinnedPeak: this.pinnedPeak, pinFailures: this.pinFailures };
+  }
+
+  /** Commands and CMD_SYNCs the driver issued, summed over SMMUs. */
+  commandCounters(): { total: number; syncs: number; byOpcode: Float64Array } {
+    const by = new Float64Array(256);
+    for (const d of this.devices) {
+      const c = d.cmdq.commandsByOpcode;
+      for (let i = 0; i < 256; i++) by[i] += c[i];
+    }
+    let total = 0;
+    for (let i = 0; i < 256; i++) total += by[i];
+    return { total, syncs: by[0x46], byOpcode: by };
+  }
+
+  /** A stage-2 table for the VM's assigned devices: KVM's own (shared) or a private copy. */
+  private s2TableFor(vmSlot: number, kvmId: number, vmS2: PageTable): { table: PageTable; shared: boolean } {
+    if (this.policy.s2Tables === 'shared') return { table: vmS2, shared: true };
+    const scope = this.assigner.vmidScope;
+    if (scope !== 'device') {
+      const t = this.privateTables.get(kvmId);
+      if (t !== undefined) return { table: t, shared: false };
+    }
+    const ctx = this.sim.ctxs.add(CtxKind.SMMU_S2, vmSlot, `vm${vmSlot}#${kvmId} SMMU S2`);
+    const t = this.sim.hw.memory.newTable(ctx, `vm${vmSlot} SMMU stage 2`);
+    t.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearOut);
+    if (scope !== 'device') this.privateTables.set(kvmId, t);
+    return { table: t, shared: false };
+  }
+
+  /**
+   * Assign a VF to the VM (VFIO / iommufd): an S2 domain per the scope, nested under a guest CD
+   * table if the workload is nested. Returns null when no VMID could be had (counted).
+   */
+  assign(vmSlot: number, kvmId: number, vmS2: PageTable, smmu: number, sid: number, _vmCtx: number): DeviceHandle | null {
+    const { table, shared } = this.s2TableFor(vmSlot, kvmId, vmS2);
+    const nested = this.sc.workload.nested;
+    let guestCds: Cd[] | undefined;
+    let guestCtx = -1;
+    if (nested) {
+      // The guest's own DMA domain for this device: a stage-1 table IOVA -> IPA (linear into its
+      // memory), ASID from the guest driver's allocator, ASET=1 as Linux writes private CDs.
+      guestCtx = this.sim.ctxs.add(CtxKind.NESTED_S1, vmSlot, `vm${vmSlot} guest S1 sid ${sid}`);
+      const g = this.sim.hw.memory.newTable(guestCtx, `vm${vmSlot} guest S1 for sid ${sid}`);
+      g.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearStart);
+      guestCds = [newCd({ ASID: 1 + (sid & 0xff), ASET: 1, TTB0: tableBase(g.id) })];
+    }
+    this.sim.metrics.begin(Source.DRIVER);
+    let a: Assignment;
+    try {
+      a = this.assigner.assignDevice(kvmId, sid, {
+        s2Table: table, smmu,
+        ...(guestCds !== undefined ? { nested: { cds: guestCds } } : {}),
+      });
+    } catch (e) {
+      this.sim.metrics.end();
+      if (isDriverError(e, 'ENOSPC')) { this.vmidAllocFailures++; return null; }
+      if (isDriverError(e)) return null;
+      throw e;
+    }
+    this.sim.metrics.end();
+    if (this.policy.s2Aset) this.setS2Aset(smmu, sid);
+    const h: DeviceHandle = {
+      smmu, sid, ssid: 0, ctx: nested ? guestCtx : table.ctx, dependsOnVmS2: shared && nested,
+      vmSlot, kvmId, assignment: a, sva: null,
+    };
+    let list = this.handlesByVm.get(kvmId);
+    if (list === undefined) { list = []; this.handlesByVm.set(kvmId, list); }
+    list.push(h);
+    return h;
+  }
+
+  /** Hypothetical hardware: the STE opts out of VMID-matching broadcasts; CFGI_STE to apply. */
+  private setS2Aset(smmu: number, sid: number): void {
+    const s = this.sim.hw.smmus[smmu];
+    const ste = s.streamTable.get(sid);
+    if (ste === undefined) return;
+    ste.S2ASET_HYP = true;
+    s.invalidateConfigSid(sid);
+  }
+
+  /** Detach a device: the driver frees its domain when the last user leaves (TLBI + SYNC). */
+  detach(h: DeviceHandle): void {
+    if (h.assignment === null) return;
+    this.sim.metrics.begin(Source.DRIVER);
+    for (const o of this.handlesByVm.get(h.kvmId) ?? []) this.sim.metrics.intend(o.ctx);
+    this.assigner.detachDevice(h.kvmId, h.sid, h.smmu);
+    this.sim.metrics.end();
+    const list = this.handlesByVm.get(h.kvmId);
+    if (list !== undefined) {
+      const i = list.indexOf(h);
+      if (i >= 0) list.splice(i, 1);
+    }
+  }
+
+  /**
+   * VM teardown: every assigned device detached (the driver frees each S2 domain with
+   * TLBI_S12_VMALL + SYNC when its last device leaves). All the VM's contexts are intended.
+   */
+  destroyVm(kvmId: number): void {
+    const list = this.handlesByVm.get(kvmId) ?? [];
+    this.sim.metrics.begin(Source.DRIVER);
+    for (const h of list) this.sim.metrics.intend(h.ctx);
+    for (const h of list) if (h.assignment !== null) this.assigner.detachDevice(h.kvmId, h.sid, h.smmu);
+    this.sim.metrics.end();
+    this.handlesByVm.delete(kvmId);
+    this.privateTables.delete(kvmId);
+  }
+
+  /**
+   * KVM changed the VM's stage 2. With shared tables and an SMMU that does not take broadcasts,
+   * the driver must invalidate the SMMU by command; otherwise nothing: private SMMU tables did not
+   * change, and a BTM SMMU already saw the broadcast.
+   */
+  kvmStage2Changed(vmSlot: number, start: number, pages: number): void {
+    if (this.policy.s2Tables !== 'shared') return;
+    const list = [...this.handlesByVm.entries()].find(([, hs]) => hs.length > 0 && hs[0].vmSlot === vmSlot)?.[1];
+    if (list === undefined) return;
+    for (const h of list) {
+      const dev = this.devices[h.smmu];
+      if (dev.has(FEAT.BTM) && this.sim.hw.smmus[h.smmu].takesBroadcasts) continue;
+      const d = h.assignment!.domain;
+      this.sim.metrics.begin(Source.DRIVER);
+      this.sim.metrics.intend(h.ctx);
+      dev.tlbInvRangeDomain(d, start * 4096, pages * 4096, 4096, true);
+      this.sim.metrics.end();
+    }
+  }
+
+  /** Bind an mm to a device PASID (SVA). */
+  bindSva(smmu: number, sid: number, mm: number, table: PageTable, ctx: number, _asids: unknown): DeviceHandle | null {
+    const dev = this.devices[smmu];
+    this.sim.metrics.begin(Source.DRIVER);
+    try {
+      const d = dev.allocSvaDomain(mm, table);
+      dev.attach(d, sid, { ssid: 1, ssidBits: 4 });
+      this.sim.metrics.end();
+      return { smmu, sid, ssid: 1, ctx, dependsOnVmS2: false, vmSlot: -1, kvmId: -1, assignment: null, sva: d };
+    } catch (e) {
+      this.sim.metrics.end();
+      if (isDriverError(e)) return null;
+      throw e;
+    }
+  }
+
+  /** The SVA mmu-notifier path (arch_invalidate_secondary_tlbs). */
+  svaInvalidate(h: DeviceHandle, start: number, end: number): void {
+    if (h.sva === null) return;
+    this.devices[h.smmu].svaInvalidateSecondaryTlbs(h.sva, start, end);
+  }
+
+  translate(h: DeviceHandle, page: number): number {
+    return this.sim.hw.smmus[h.smmu].translate(h.sid, h.ssid, page);
+  }
+}
+
+export type { KvmVmidAllocatorLike };
