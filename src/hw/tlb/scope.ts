@@ -51,6 +51,8 @@ export interface InvalScope {
   includeGlobal: boolean;
   /** Skip entries with ASET=1 (ASID-matching broadcasts may spare them; never commands). */
   skipAset: boolean;
+  /** Skip entries with the hypothetical stage-2 ASET (aset bit 1; policy btm-s2aset). */
+  skipVmidAset: boolean;
   /** Bitmask of Stage bits affected. */
   stages: number;
   /** Address range in 4 KiB pages: [pageStart, pageStart + pageCount). pageCount 0 = all addresses. */
@@ -66,7 +68,7 @@ export interface InvalScope {
 
 export function scopeAll(): InvalScope {
   return {
-    worlds: 0x1f, vmid: -1, vmidIgnoreBits: 0, asid: -1, includeGlobal: true, skipAset: false,
+    worlds: 0x1f, vmid: -1, vmidIgnoreBits: 0, asid: -1, includeGlobal: true, skipAset: false, skipVmidAset: false,
     stages: 7, pageStart: 0, pageCount: 0, leafOnly: false, ttl: 0, granuleLog2: 0,
   };
 }
@@ -74,7 +76,7 @@ export function scopeAll(): InvalScope {
 /** Reset a scope object in place (scopes are reused on the hot path, never allocated per event). */
 export function resetScope(s: InvalScope): InvalScope {
   s.worlds = 0x1f; s.vmid = -1; s.vmidIgnoreBits = 0; s.asid = -1; s.includeGlobal = true;
-  s.skipAset = false; s.stages = 7; s.pageStart = 0; s.pageCount = 0; s.leafOnly = false;
+  s.skipAset = false; s.skipVmidAset = false; s.stages = 7; s.pageStart = 0; s.pageCount = 0; s.leafOnly = false;
   s.ttl = 0; s.granuleLog2 = 0;
   return s;
 }
@@ -100,7 +102,8 @@ export function entryMatchesScope(e: TlbEntry, s: InvalScope): boolean {
       if (!s.includeGlobal) return false;
     } else if (e.asid !== s.asid) return false;
   }
-  if (s.skipAset && e.aset !== 0) return false;
+  if (s.skipAset && (e.aset & 1) !== 0) return false;
+  if (s.skipVmidAset && (e.aset & 2) !== 0) return false;
   if (s.leafOnly && e.leaf === 0) return false;
   if (s.ttl !== 0 && (e.leaf === 0 || e.level !== s.ttl)) return false;
   if (s.granuleLog2 !== 0 && e.granuleLog2 !== s.granuleLog2) return false;

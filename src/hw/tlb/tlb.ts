@@ -1,4 +1,4 @@
-import { ASID_TAGGED_WORLDS, VMID_TAGGED_WORLDS } from '../../arch/world.js';
+import { ASID_TAGGED_WORLDS, Stage, VMID_TAGGED_WORLDS } from '../../arch/world.js';
 import { Prng } from '../../sim/prng.js';
 import {
   INV_POW2, POW2, TAG_LIMIT, setIndexOf, setIndexOfBlock, validateGeometry, validateTlbEntry,
@@ -33,6 +33,19 @@ export interface TlbStats {
   invalByWorld: number;
 }
 
+/** Construction options of the fast TLB. */
+export interface TlbOptions {
+  /**
+   * Keep the per-VMID and per-ASID lists (1 MiB of heads and counts per TLB). Default: only
+   * for TLBs of at least TAG_INDEX_MIN_ENTRIES entries; a micro-TLB is scanned faster than
+   * the index would save, and many of them would otherwise cost 1 MiB each.
+   */
+  tagIndex?: boolean;
+}
+
+/** Default size from which VMID/ASID lists are kept (see TlbOptions.tagIndex). */
+export const TAG_INDEX_MIN_ENTRIES = 128;
+
 const NIL = -1;
 const WORLD_COUNT = 5; // World bits 1..16 -> list index 0..4
 const WORLD_MASK = 0x1f;
@@ -40,6 +53,32 @@ const WORLD_MASK = 0x1f;
 const MAX_VMID_LIST_BITS = 8;
 /** A forced ADDRESS strategy is honoured only below this many probes (huge ranges would hang a test). */
 const FORCE_ADDRESS_LIMIT = 1 << 16;
+
+/**
+ * Lookup record: REC_STRIDE int32 words per slot, so that everything a probe reads for one set
+ * sits in one cache line (the public per-field arrays would cost a line per field):
+ *   REC_LO    low 32 bits of page (ToInt32)
+ *   REC_LIMF  (2^sizeLog2 - 1) ^ 0x80000000: the span limit with the sign bit flipped, so that
+ *             an unsigned compare is done as a signed int32 compare (sizeLog2 <= 32 fits)
+ *   REC_KEY   world bit | KEY_S2 for stage-2 entries | VMID << 8 (VMID-tagged worlds);
+ *             NO_KEY (-1) when the entry never hits (invalid slot or non-leaf entry)
+ *   REC_AKEY  the ASID of a non-global entry (-1..65535), AKEY_GLOBAL - aset of a global one
+ *             (-16..-271); neither range contains AKEY_NONE
+ * All int32 so V8 compares words without float conversions. A candidate's page is then checked
+ * exactly against page/pageEnd.
+ */
+const REC_STRIDE = 4;
+const REC_LO = 0;
+const REC_LIMF = 1;
+const REC_KEY = 2;
+const REC_AKEY = 3;
+const INT_MIN = -0x80000000;
+const KEY_S2 = 0x20;
+const KEY_VMID_SHIFT = 8;
+const NO_KEY = -1;
+const AKEY_GLOBAL = -16;
+/** A wanted akey no entry has (out-of-range lookup ASID or ASET). */
+const AKEY_NONE = -2;
 
 const POLICY_LRU = 0;
 const POLICY_RR = 1;
@@ -65,16 +104,22 @@ function unlink(head: Int32Array, next: Int32Array, prev: Int32Array, key: numbe
  * The fast TLB. Produces exactly the results of `ReferenceTlb` (same slots, hits, victims, set of
  * removed slots) for any operation sequence; only the order of onRemove calls within one
  * invalidate() may differ. Nothing is allocated by lookup/fill/invalidate/countMatching.
+ * onRemove must not modify the TLB (it runs in the middle of a list walk).
  *
  * Entry fields live in one typed array per field, indexed by slot (= set * ways + way), and are
  * public so metrics and the oracle can read them without allocating. A slot's fields are
  * meaningful only while `valid[slot] === 1` (stale values remain after removal).
  *
- * Index: every valid slot is on an intrusive doubly linked list for its world; entries of
- * VMID-tagged worlds also on the list of their VMID; non-global entries of ASID-tagged worlds
- * (with asid >= 0) on the list of their ASID. Heads are indexed directly by the 16-bit tag, with
- * per-key counts, so invalidating a VMID or ASID costs O(entries with that tag) whatever the
- * TLB size. A per-size count keeps the ascending list of sizes present for lookups.
+ * Lookup: for each size present (ascending), one set is probed through `rec`, a packed int32
+ * copy of what a probe needs (low page word, span, a key of world/stage/leaf/VMID, an ASID key),
+ * 16 bytes per slot, so a 4-way set is one cache line; the way test is branch-free.
+ *
+ * Invalidation index: every valid slot is on an intrusive doubly linked list for its world;
+ * entries of VMID-tagged worlds also on the list of their VMID; non-global entries of ASID-tagged
+ * worlds (with asid >= 0) on the list of their ASID. VMID/ASID heads are indexed directly by the
+ * 16-bit tag, with per-key counts, so invalidating a VMID or ASID costs O(entries with that tag)
+ * whatever the TLB size. invalidate() picks the cheapest of: probing the sets of the range,
+ * walking the VMID or ASID list(s), walking the world lists (see InvalStrategy).
  */
 export class Tlb implements TlbLike {
   readonly geometry: Readonly<TlbGeometry>;
@@ -121,6 +166,8 @@ export class Tlb implements TlbLike {
 
   /** page + 2^sizeLog2, kept so a lookup compares without recomputing the span. */
   private readonly pageEnd: Float64Array;
+  /** Packed lookup records, REC_STRIDE words per slot (see REC_*). */
+  private readonly rec: Int32Array;
   private readonly wNext: Int32Array;
   private readonly wPrev: Int32Array;
   private readonly vNext: Int32Array;
@@ -129,10 +176,12 @@ export class Tlb implements TlbLike {
   private readonly aPrev: Int32Array;
   private readonly worldHead = new Int32Array(WORLD_COUNT).fill(NIL);
   private readonly worldCount = new Int32Array(WORLD_COUNT);
-  private readonly vmidHead = new Int32Array(TAG_LIMIT).fill(NIL);
-  private readonly vmidCount = new Int32Array(TAG_LIMIT);
-  private readonly asidHead = new Int32Array(TAG_LIMIT).fill(NIL);
-  private readonly asidCount = new Int32Array(TAG_LIMIT);
+  /** Whether the VMID/ASID lists exist (TlbOptions.tagIndex); without them VMID/ASID scopes walk world lists. */
+  readonly tagIndexed: boolean;
+  private readonly vmidHead: Int32Array;
+  private readonly vmidCount: Int32Array;
+  private readonly asidHead: Int32Array;
+  private readonly asidCount: Int32Array;
   /** Entries per sizeLog2 (<= MAX_SIZE_LOG2 < 64), and the sizes with a non-zero count in ascending order. */
   private readonly sizeCount = new Int32Array(64);
   private readonly sizeList = new Uint8Array(64);
@@ -144,8 +193,14 @@ export class Tlb implements TlbLike {
   private readonly policy: number;
   private readonly rng: Prng;
 
-  constructor(geometry: TlbGeometry) {
+  constructor(geometry: TlbGeometry, options: TlbOptions = {}) {
     const layout = validateGeometry(geometry);
+    this.tagIndexed = options.tagIndex ?? geometry.entries >= TAG_INDEX_MIN_ENTRIES;
+    const tags = this.tagIndexed ? TAG_LIMIT : 0;
+    this.vmidHead = new Int32Array(tags).fill(NIL);
+    this.vmidCount = new Int32Array(tags);
+    this.asidHead = new Int32Array(tags).fill(NIL);
+    this.asidCount = new Int32Array(tags);
     this.geometry = { ...geometry };
     this.sets = layout.sets;
     this.ways = layout.ways;
@@ -167,6 +222,8 @@ export class Tlb implements TlbLike {
     this.valid = new Uint8Array(n);
     this.lastUse = new Float64Array(n);
     this.pageEnd = new Float64Array(n);
+    this.rec = new Int32Array(n * REC_STRIDE);
+    for (let i = 0; i < n; i++) this.clearRec(i);
     this.wNext = new Int32Array(n);
     this.wPrev = new Int32Array(n);
     this.vNext = new Int32Array(n);
@@ -183,44 +240,109 @@ export class Tlb implements TlbLike {
 
   /** Valid entries tagged with this VMID (VMID-tagged worlds only). */
   vmidEntries(vmid: number): number {
+    if (!this.tagIndexed) return this.countTagged(vmid, true);
     return vmid >= 0 && vmid < TAG_LIMIT ? this.vmidCount[vmid] : 0;
   }
 
   /** Valid non-global entries of ASID-tagged worlds with this ASID. */
   asidEntries(asid: number): number {
+    if (!this.tagIndexed) return this.countTagged(asid, false);
     return asid >= 0 && asid < TAG_LIMIT ? this.asidCount[asid] : 0;
   }
 
+  /** vmidEntries/asidEntries by scanning, for a TLB without the tag lists. */
+  private countTagged(tag: number, byVmid: boolean): number {
+    let n = 0;
+    for (let i = 0; i < this.valid.length; i++) {
+      if (this.valid[i] === 0) continue;
+      if (byVmid ? (this.world[i] & VMID_TAGGED_WORLDS) !== 0 && this.vmid[i] === tag
+        : this.inAsidList(i) && this.asid[i] === tag) n++;
+    }
+    return n;
+  }
+
   lookup(world: number, vmid: number, asid: number, aset: number, ipa: boolean, page: number): number {
-    // Same rule as entryMatchesLookup, with the per-lookup parts hoisted out of the loop.
+    // Tags no entry can carry cannot hit (and a miss changes no state): stop here, which also
+    // keeps the packed keys collision-free. A world must be one integer bit of WORLD_MASK.
+    if ((world & WORLD_MASK) !== world || (world & (world - 1)) !== 0 || world === 0) return -1;
     const vmidTagged = (world & VMID_TAGGED_WORLDS) !== 0;
-    const asidTagged = !ipa && (world & ASID_TAGGED_WORLDS) !== 0;
+    if (vmidTagged && (vmid & 0xffff) !== vmid) return -1;
+    const want = world | (ipa ? KEY_S2 : 0) | (vmidTagged ? vmid << KEY_VMID_SHIFT : 0);
+    // The ASID rule as two akey values, one for non-global entries (the ASID), one for global
+    // entries (AKEY_GLOBAL - aset); an input no entry can carry maps to AKEY_NONE.
+    const checkAsid = !ipa && (world & ASID_TAGGED_WORLDS) !== 0;
+    const wantAsid = (asid | 0) === asid && asid >= -1 && asid < TAG_LIMIT ? asid : AKEY_NONE;
+    const wantAset = (aset & 0xff) === aset ? AKEY_GLOBAL - aset : AKEY_NONE;
+    return this.ways <= 32
+      ? this.probe(want, checkAsid, wantAsid, wantAset, page)
+      : this.probeWide(want, checkAsid, wantAsid, wantAset, page);
+  }
+
+  /**
+   * The probe loop of lookup() (kept apart so each function stays under V8's inlining bytecode
+   * limit and callers get lookup inlined). Sizes ascending, ways ascending, first hit wins.
+   */
+  private probe(want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): number {
     const ways = this.ways;
-    const setsLog2 = this.setsLog2;
-    const valid = this.valid;
-    const pg = this.page;
-    const pgEnd = this.pageEnd;
-    const sizeList = this.sizeList;
-    const nSizes = this.nSizes;
-    for (let si = 0; si < nSizes; si++) {
-      const base = setIndexOf(page, sizeList[si], setsLog2) * ways;
-      const end = base + ways;
-      for (let i = base; i < end; i++) {
-        if (valid[i] === 0 || page < pg[i] || page >= pgEnd[i]) continue;
-        if (this.world[i] !== world) continue;
-        if (ipa ? this.stage[i] !== 2 : this.stage[i] === 2) continue;
-        if (this.leaf[i] === 0) continue;
-        if (vmidTagged && this.vmid[i] !== vmid) continue;
-        if (asidTagged) {
-          if (this.global[i] !== 0) {
-            if (this.aset[i] !== aset) continue;
-          } else if (this.asid[i] !== asid) continue;
-        }
-        this.lastUse[i] = ++this.tick;
-        return i;
+    const rec = this.rec;
+    const p32 = page | 0;
+    for (let si = 0; si < this.nSizes; si++) {
+      const base = setIndexOf(page, this.sizeList[si], this.setsLog2) * ways;
+      // Candidate ways as a bitmask computed without branches: the hit way is random, and a
+      // data-dependent branch per way mispredicts often enough to dominate the lookup.
+      // The test is the unsigned range check (page - pg) mod 2^32 <= span - 1 on the low words
+      // (sign-flipped to a signed compare). It never drops a hit; false candidates (pages 2^32
+      // apart, invalid slots) are rejected by hitAt.
+      let m = 0;
+      for (let w = 0; w < ways; w++) {
+        const r = (base + w) * REC_STRIDE; // (one induction variable: a second one cost 25% of a hit)
+        m |= Number((((p32 - rec[r + REC_LO]) | 0) ^ INT_MIN) <= rec[r + REC_LIMF]) << w;
+      }
+      while (m !== 0) {
+        const i = base + 31 - Math.clz32(m & -m); // lowest candidate way first
+        m &= m - 1;
+        if (this.hitAt(i, want, checkAsid, wantAsid, wantAset, page)) return i;
       }
     }
     return -1;
+  }
+
+  /** probe() for more than 32 ways (no bitmask): every way of each probed set is a candidate. */
+  private probeWide(want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): number {
+    for (let si = 0; si < this.nSizes; si++) {
+      const base = setIndexOf(page, this.sizeList[si], this.setsLog2) * this.ways;
+      for (let i = base; i < base + this.ways; i++) {
+        if (this.hitAt(i, want, checkAsid, wantAsid, wantAset, page)) return i;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * entryMatchesLookup for slot i: world/stage/leaf/VMID as one key compare, the ASID rule as an
+   * akey compare, then the exact page range (candidates only passed a low-word filter). Invalid
+   * slots carry NO_KEY. A hit refreshes the LRU tick.
+   */
+  private hitAt(i: number, want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): boolean {
+    const rec = this.rec;
+    const r = i * REC_STRIDE;
+    if (rec[r + REC_KEY] !== want) return false;
+    if (checkAsid) {
+      const a = rec[r + REC_AKEY];
+      if (a !== wantAsid && a !== wantAset) return false;
+    }
+    if (!(page >= this.page[i] && page < this.pageEnd[i])) return false;
+    this.lastUse[i] = ++this.tick;
+    return true;
+  }
+
+  private clearRec(i: number): void {
+    const r = i * REC_STRIDE;
+    // Candidate only for pages whose low word is 2^31, then rejected by NO_KEY.
+    this.rec[r + REC_LO] = INT_MIN;
+    this.rec[r + REC_LIMF] = INT_MIN;
+    this.rec[r + REC_KEY] = NO_KEY;
+    this.rec[r + REC_AKEY] = AKEY_NONE;
   }
 
   fill(e: Readonly<TlbEntry>): number {
@@ -251,6 +373,12 @@ export class Tlb implements TlbLike {
     this.ctx[i] = e.ctx;
     this.page[i] = e.page;
     this.pageEnd[i] = e.page + POW2[e.sizeLog2];
+    const r = i * REC_STRIDE;
+    this.rec[r + REC_LO] = e.page | 0;
+    this.rec[r + REC_LIMF] = (POW2[e.sizeLog2] - 1) ^ INT_MIN;
+    this.rec[r + REC_KEY] = e.leaf === 0 ? NO_KEY
+      : w | (e.stage === Stage.S2 ? KEY_S2 : 0) | ((w & VMID_TAGGED_WORLDS) !== 0 ? e.vmid << KEY_VMID_SHIFT : 0);
+    this.rec[r + REC_AKEY] = e.global ? AKEY_GLOBAL - e.aset : e.asid;
     this.out[i] = e.out;
     this.valid[i] = 1;
     this.lastUse[i] = ++this.tick;
@@ -258,11 +386,11 @@ export class Tlb implements TlbLike {
     const wi = 31 - Math.clz32(w);
     link(this.worldHead, this.wNext, this.wPrev, wi, i);
     this.worldCount[wi]++;
-    if ((w & VMID_TAGGED_WORLDS) !== 0) {
+    if (this.tagIndexed && (w & VMID_TAGGED_WORLDS) !== 0) {
       link(this.vmidHead, this.vNext, this.vPrev, e.vmid, i);
       this.vmidCount[e.vmid]++;
     }
-    if (this.inAsidList(i)) {
+    if (this.tagIndexed && this.inAsidList(i)) {
       link(this.asidHead, this.aNext, this.aPrev, e.asid, i);
       this.asidCount[e.asid]++;
     }
@@ -311,17 +439,18 @@ export class Tlb implements TlbLike {
     const wi = 31 - Math.clz32(w);
     unlink(this.worldHead, this.wNext, this.wPrev, wi, i);
     this.worldCount[wi]--;
-    if ((w & VMID_TAGGED_WORLDS) !== 0) {
+    if (this.tagIndexed && (w & VMID_TAGGED_WORLDS) !== 0) {
       unlink(this.vmidHead, this.vNext, this.vPrev, this.vmid[i], i);
       this.vmidCount[this.vmid[i]]--;
     }
-    if (this.inAsidList(i)) {
+    if (this.tagIndexed && this.inAsidList(i)) {
       unlink(this.asidHead, this.aNext, this.aPrev, this.asid[i], i);
       this.asidCount[this.asid[i]]--;
     }
     const k = this.sizeLog2[i];
     if (--this.sizeCount[k] === 0) this.dropSize(k);
     this.valid[i] = 0;
+    this.clearRec(i);
     this.count--;
   }
 
@@ -338,7 +467,8 @@ export class Tlb implements TlbLike {
         if (!s.includeGlobal) return false;
       } else if (this.asid[i] !== s.asid) return false;
     }
-    if (s.skipAset && this.aset[i] !== 0) return false;
+    if (s.skipAset && (this.aset[i] & 1) !== 0) return false;
+    if (s.skipVmidAset && (this.aset[i] & 2) !== 0) return false;
     if (s.leafOnly && this.leaf[i] === 0) return false;
     if (s.ttl !== 0 && (this.leaf[i] === 0 || this.level[i] !== s.ttl)) return false;
     if (s.granuleLog2 !== 0 && this.granuleLog2[i] !== s.granuleLog2) return false;
@@ -399,7 +529,7 @@ export class Tlb implements TlbLike {
     let vmidFirst = 0;
     let vmidEnd = 0;
     const vb = s.vmidIgnoreBits;
-    if (s.vmid >= 0 && (worlds & VMID_TAGGED_WORLDS) !== 0 && Number.isInteger(vb) && vb >= 0 && vb <= MAX_VMID_LIST_BITS) {
+    if (this.tagIndexed && s.vmid >= 0 && (worlds & VMID_TAGGED_WORLDS) !== 0 && Number.isInteger(vb) && vb >= 0 && vb <= MAX_VMID_LIST_BITS) {
       // Keys k with k >>> vb === s.vmid >>> vb, computed exactly as the predicate does.
       vmidFirst = (s.vmid >>> vb) * POW2[vb];
       vmidEnd = Math.min(vmidFirst + POW2[vb], TAG_LIMIT);
@@ -409,7 +539,7 @@ export class Tlb implements TlbLike {
 
     let asidCost = Infinity;
     let asidKey = -1;
-    if (s.asid >= 0 && !s.includeGlobal && (worlds & ASID_TAGGED_WORLDS) !== 0) {
+    if (this.tagIndexed && s.asid >= 0 && !s.includeGlobal && (worlds & ASID_TAGGED_WORLDS) !== 0) {
       // A tagged non-global entry matches only if its asid === s.asid, so it is on that list
       // (an s.asid outside 0..65535 or fractional matches no tagged entry at all).
       if (Number.isInteger(s.asid) && s.asid < TAG_LIMIT) asidKey = s.asid;
@@ -515,6 +645,7 @@ export class Tlb implements TlbLike {
 
   clear(): void {
     this.valid.fill(0);
+    for (let i = 0; i < this.valid.length; i++) this.clearRec(i);
     this.worldHead.fill(NIL);
     this.worldCount.fill(0);
     this.vmidHead.fill(NIL);
