@@ -1,4 +1,4 @@
-import { Pe, DEFAULT_CPU_TLB } from './cpu/pe.js';
+import { Pe, CORTEX_A76_L2_TLB } from './cpu/pe.js';
 import { DvmDomain } from './dvm.js';
 import { Memory } from './memory.js';
 import { Smmu, defaultSmmuParams, type SmmuParams } from './smmu/smmu.js';
@@ -21,7 +21,7 @@ export class HwSystem {
   constructor(p: Partial<SystemParams> = {}) {
     const cpus = p.cpus ?? 4;
     for (let i = 0; i < cpus; i++) {
-      const pe = new Pe(i, p.cpuTlb ?? DEFAULT_CPU_TLB, p.vhe ?? false);
+      const pe = new Pe(i, p.cpuTlb ?? CORTEX_A76_L2_TLB, p.vhe ?? false);
       this.pes.push(pe);
       this.dvm.addPe(pe);
     }

@@ -221,11 +221,14 @@ export class Simulation {
     // StreamIDs: one per VF, 8 apart as PCIe functions on a bus would be spread; stable per slot.
     const sid = 0x100 + index;
     const ws = Math.min(w.dma.workingSetPages, w.vmPages);
-    const base = GUEST_IPA_BASE + ((d * 977) % Math.max(1, w.vmPages - ws + 1));
+    // Each device's DMA buffers sit somewhere in its guest's memory, drawn from its own stream.
+    const rng = existing?.rng ?? new Prng(this.sc.seed, STREAM.DEVICE + index);
+    const base = GUEST_IPA_BASE + rng.int(Math.max(1, w.vmPages - ws + 1));
     const dev: Device = existing ?? {
-      index, vmSlot: vm.slot, smmu, sid, handle: null,
-      rng: new Prng(this.sc.seed, STREAM.DEVICE + index), base, cursor: base, active: false, scheduled: false,
+      index, vmSlot: vm.slot, smmu, sid, handle: null, rng, base, cursor: base, active: false, scheduled: false,
     };
+    dev.base = base;
+    dev.cursor = base;
     dev.vmSlot = vm.slot;
     dev.handle = this.smmuSide.assign(vm.slot, vm.kvmId, vm.s2, dev.smmu, sid, vm.ctx);
     dev.active = dev.handle !== null;

@@ -9,19 +9,12 @@ export const POLICY_NAMES = ['ptm', 'btm-2020', 'btm-split', 'btm-kvm-pinned', '
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 const idBits = z.literal([8, 16]);
-const pow2 = () =>
-  z.number().int().positive().refine((v) => (v & (v - 1)) === 0, {
-    error: (iss) => {
-      const v = iss.input as number;
-      if (!(v >= 1 && Number.isFinite(v))) return `must be a power of two, got ${v}`;
-      const lo = 2 ** Math.floor(Math.log2(v));
-      return `must be a power of two, got ${v} (nearest: ${lo} or ${lo * 2})`;
-    },
-  });
+const isPow2 = (v: number): boolean => v >= 1 && Number.isInteger(v) && (v & (v - 1)) === 0;
 
 const tlbGeometry = (entries: number, ways: number, policy: 'lru' | 'rr' | 'random', source: string) =>
   z.strictObject({
-    entries: pow2().default(entries).describe(`Total entries (power of two). Default ${entries}: ${source}`),
+    entries: z.number().int().positive().max(2 ** 26).default(entries)
+      .describe(`Total entries; entries/ways (the number of sets) must be a power of two. Default ${entries}: ${source}`),
     ways: z.number().int().positive().default(ways).describe(`Associativity; entries/ways sets. Default ${ways}: ${source}`),
     policy: z.enum(['lru', 'rr', 'random']).default(policy).describe(`Replacement. Default ${policy}: ${source}`),
   }).refine((g) => g.entries % g.ways === 0, {
@@ -29,6 +22,14 @@ const tlbGeometry = (entries: number, ways: number, policy: 'lru' | 'rr' | 'rand
     error: (iss) => {
       const g = iss.input as { entries: number; ways: number };
       return `must divide entries (${g.entries} entries / ${g.ways} ways is not a whole number of sets)`;
+    },
+  }).refine((g) => g.entries % g.ways !== 0 || isPow2(g.entries / g.ways), {
+    path: ['entries'],
+    error: (iss) => {
+      const g = iss.input as { entries: number; ways: number };
+      const sets = g.entries / g.ways;
+      const lo = 2 ** Math.floor(Math.log2(sets));
+      return `must be a power of two times ways: ${g.entries} entries / ${g.ways} ways = ${sets} sets, not a power of two (nearest: ${lo * g.ways} or ${lo * 2 * g.ways} entries)`;
     },
   });
 
@@ -40,7 +41,7 @@ export const CpuSchema = z.strictObject({
   vhe: z.boolean().default(false).describe('Host runs VHE (EL2&0): host broadcasts carry no VMID and the SMMU needs STRW=EL2, CR2.E2H=1.'),
   kpti: z.boolean().default(false).describe('KPTI: ASIDs in pairs, every TLBI by ASID issued twice.'),
   tlbiRange: z.boolean().default(true).describe('FEAT_TLBIRANGE (Armv8.4): range TLBIs for host and KVM flushes.'),
-  tlb: tlbGeometry(1024, 4, 'lru', 'Cortex-A76 L2 TLB is 1280 entries 5-way (TRM 100798); power-of-two stand-in').default({ entries: 1024, ways: 4, policy: 'lru' })
+  tlb: tlbGeometry(1280, 5, 'lru', 'Cortex-A76 L2 TLB, 1280 entries 5-way (TRM 100798)').default({ entries: 1280, ways: 5, policy: 'lru' })
     .describe('Geometry of each PE\'s TLB.'),
 });
 

@@ -86,9 +86,13 @@ describe('scenario validation errors: located, one line each', () => {
     expectFirst('seed: 1.5\n', 1, 7, 'seed', 'expected an integer, got the number 1.5');
   });
 
-  it('TLB entries not a power of two: names the nearest ones', () => {
+  it('TLB set count not a power of two: names the nearest entry counts', () => {
     expectFirst('smmu:\n  tlb:\n    entries: 1000\n', 3, 14, 'smmu.tlb.entries',
-      'must be a power of two, got 1000 (nearest: 512 or 1024)');
+      '1000 entries / 4 ways = 250 sets, not a power of two (nearest: 512 or 1024 entries)');
+  });
+
+  it('a 1280-entry 5-way TLB (Cortex-A76 L2) is accepted: 256 sets', () => {
+    expect(loadScenarioText('cpu:\n  tlb: { entries: 1280, ways: 5 }\n', 'f.yaml').ok).toBe(true);
   });
 
   it('ways not dividing entries: points at ways', () => {
@@ -96,7 +100,7 @@ describe('scenario validation errors: located, one line each', () => {
   });
 
   it('ways not dividing the default entries: falls back to the tlb mapping', () => {
-    expectFirst('cpu:\n  tlb:\n    policy: rr\n    entries: 2\n', 3, 5, 'cpu.tlb.ways', 'must divide entries (2 entries / 4 ways');
+    expectFirst('cpu:\n  tlb:\n    policy: rr\n    entries: 2\n', 3, 5, 'cpu.tlb.ways', 'must divide entries (2 entries / 5 ways');
   });
 
   it('duration with both ms and events: points at the second key', () => {

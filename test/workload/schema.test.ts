@@ -17,7 +17,7 @@ const DEFAULTS = {
   duration: { ms: 20 },
   cpu: {
     count: 8, asidBits: 16, vmidBits: 8, vhe: false, kpti: false, tlbiRange: true,
-    tlb: { entries: 1024, ways: 4, policy: 'lru' },
+    tlb: { entries: 1280, ways: 5, policy: 'lru' },
   },
   smmu: {
     count: 1, btm: true, s1p: true, s2p: true, hyp: true, ats: false, asidBits: 16, vmidBits: 8, ril: true,
@@ -118,7 +118,7 @@ describe('editor JSON Schema (btmsim schema)', () => {
       expect(prop(cpuTlb, k).description).toContain('Cortex-A76');
       expect(prop(smmuTlb, k).description).toContain('gem5');
     }
-    expect(prop(cpuTlb, 'entries').default).toBe(1024);
+    expect(prop(cpuTlb, 'entries').default).toBe(1280);
     expect(prop(smmuTlb, 'entries').default).toBe(2048);
     expect(prop(smmuTlb, 'policy').default).toBe('rr');
   });

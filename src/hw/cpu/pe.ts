@@ -9,8 +9,6 @@ import type { DvmDomain } from '../dvm.js';
 
 /** Cortex-A76 L2 TLB: 1280 entries, 5-way (Arm TRM 100798). */
 export const CORTEX_A76_L2_TLB: TlbGeometry = { entries: 1280, ways: 5, policy: 'lru' };
-/** Power-of-two stand-in while the TLB requires power-of-two entry counts. */
-export const DEFAULT_CPU_TLB: TlbGeometry = { entries: 1024, ways: 4, policy: 'lru' };
 
 export const PeStat = { TLBI_LOCAL: 0, TLBI_BROADCAST: 1, DSB: 2, HITS: 3, MISSES: 4, DVM_RECEIVED: 5 } as const;
 
