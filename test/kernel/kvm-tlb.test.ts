@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CR0, CR2, REG, setField } from '../../src/arch/registers.js';
 import { World } from '../../src/arch/world.js';
-import { DEFAULT_CPU_TLB, Pe } from '../../src/hw/cpu/pe.js';
+import { CORTEX_A76_L2_TLB, Pe } from '../../src/hw/cpu/pe.js';
 import { tableBase } from '../../src/hw/memory.js';
 import { newCd, newSte, STE_CONFIG } from '../../src/hw/smmu/structures.js';
 import { HwSystem } from '../../src/hw/system.js';
@@ -16,7 +16,7 @@ import { defaultTlbFlushOptions, flushTlbPage, flushTlbRange } from '../../src/k
 
 const V = 5;
 /** A standalone PE (power-of-two TLB geometry) of a VHE or nVHE host. */
-const mkPe = (vhe = false): Pe => new Pe(0, DEFAULT_CPU_TLB, vhe);
+const mkPe = (vhe = false): Pe => new Pe(0, CORTEX_A76_L2_TLB, vhe);
 const IPA = 0x40003000;
 const o = (over: Partial<KvmTlbOptions> = {}): KvmTlbOptions => defaultKvmTlbOptions(over);
 const insns = (r: RecordingCpuOps): string[] => r.lines.filter((l) => !l.startsWith('#'));
