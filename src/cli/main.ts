@@ -6,6 +6,7 @@ import { registerVectors } from './vectors.js';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
+import { registerBench } from './bench.js';
 
 const VERSION = '0.1.0';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerDemo(program);
   registerSchema(program);
+  registerBench(program);
   registerExplain(program);
   registerVectors(program);
   return program;

@@ -1,7 +1,7 @@
-import { Stage, World } from '../src/arch/world.js';
-import { scopeAll, type TlbEntry } from '../src/hw/tlb/scope.js';
-import { Tlb } from '../src/hw/tlb/tlb.js';
-import { Prng } from '../src/sim/prng.js';
+import { Stage, World } from '../arch/world.js';
+import { scopeAll, type TlbEntry } from '../hw/tlb/scope.js';
+import { Tlb } from '../hw/tlb/tlb.js';
+import { Prng } from '../sim/prng.js';
 
 export interface TlbBenchResult {
   /** Raw lookups per second on a 2048-entry 4-way TLB (mix of hits and misses). */

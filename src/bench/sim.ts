@@ -1,0 +1,32 @@
+import { runScenario } from '../sim/run.js';
+import { Simulation } from '../sim/simulation.js';
+import { BUILTIN_SCENARIO_YAML } from '../workload/builtin.js';
+import { loadScenarioText } from '../workload/load.js';
+import type { PolicyName, Scenario } from '../workload/schema.js';
+
+export function builtinScenario(): Scenario {
+  const r = loadScenarioText(BUILTIN_SCENARIO_YAML, 'builtin');
+  if (!r.ok) throw new Error('built-in scenario invalid');
+  return r.scenario;
+}
+
+export interface SimBenchResult {
+  /** All simulated events (DMA, scheduling, KVM, ...) per second of wall time. */
+  eventsPerSec: number;
+  /** Simulated DMA translations per second of wall time. */
+  dmaPerSec: number;
+  events: number;
+  seconds: number;
+}
+
+/** End-to-end rate on the built-in scenario's workload under one policy, for `events` events. */
+export function benchSimulation(events = 2_000_000, policy: PolicyName = 'btm-2020'): SimBenchResult {
+  const sc = { ...builtinScenario(), duration: { events } };
+  // Warm-up so the JIT has compiled the hot paths.
+  runScenario({ ...sc, duration: { events: 200_000 } }, [policy]);
+  const sim = new Simulation(sc, policy);
+  const t0 = performance.now();
+  sim.run();
+  const s = (performance.now() - t0) / 1000;
+  return { eventsPerSec: sim.events / s, dmaPerSec: sim.dmaEvents / s, events: sim.events, seconds: s };
+}

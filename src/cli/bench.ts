@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { benchSimulation } from '../bench/sim.js';
+import { benchTlb } from '../bench/tlb.js';
+import { Simulation } from '../sim/simulation.js';
+import { builtinScenario } from '../bench/sim.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repo = resolve(here, '../..');
+
+/** Build and run the bare C reference of the TLB lookup loop; null when no compiler. */
+function cReference(): number | null {
+  const src = join(repo, 'bench/tlb_ref.c');
+  if (!existsSync(src)) return null;
+  const out = join(mkdtempSync(join(tmpdir(), 'btmsim-bench-')), 'tlb_ref');
+  const cc = process.env.CC ?? 'cc';
+  const b = spawnSync(cc, ['-O2', '-o', out, src], { encoding: 'utf8' });
+  if (b.status !== 0) return null;
+  const r = spawnSync(out, [], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  return (JSON.parse(r.stdout) as { lookupsPerSec: number }).lookupsPerSec;
+}
+
+/** Peak RSS of a child process running `events` events of the built-in scenario. */
+function peakRss(events: number): number {
+  const r = spawnSync(process.execPath, [join(here, 'main.js'), 'bench', '--internal-rss', String(events)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`rss child failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('measure TLB lookups, invalidation cost, end-to-end simulation rate and memory (npm run bench)')
+    .option('--json', 'print one JSON object')
+    .option('--quick', 'shorter runs')
+    .option('--internal-rss <events>', '(internal) run N events and print the peak RSS in MiB')
+    .action((flags: { json?: boolean; quick?: boolean; internalRss?: string }) => {
+      if (flags.internalRss !== undefined) {
+        const sim = new Simulation({ ...builtinScenario(), duration: { events: Number(flags.internalRss) } }, 'btm-2020');
+        sim.run();
+        process.stdout.write(String(Math.round(process.resourceUsage().maxRSS / 1024)) + '\n');
+        return;
+      }
+      const log = (s: string) => { if (flags.json !== true) process.stderr.write(s + '\n'); };
+      log('TLB lookups and invalidation...');
+      const tlb = benchTlb();
+      log('C reference...');
+      const c = cReference();
+      log('end-to-end simulation...');
+      const sim = benchSimulation(flags.quick === true ? 500_000 : 3_000_000);
+      log('memory against run length...');
+      const lengths = flags.quick === true ? [1e5, 1e6] : [1e5, 1e6, 1e7];
+      const rss = lengths.map((n) => ({ events: n, peakRssMiB: peakRss(n) }));
+      const result = {
+        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
+        tlbLookupsPerSec: Math.round(tlb.tlbLookupsPerSec),
+        cTlbLookupsPerSec: c === null ? null : Math.round(c),
+        tlbVsC: c === null ? null : Math.round((tlb.tlbLookupsPerSec / c) * 1000) / 1000,
+        invalidateVmidNs1k: Math.round(tlb.invalidateVmidNsSmall),
+        invalidateVmidNs64k: Math.round(tlb.invalidateVmidNsLarge),
+        eventsPerSec: Math.round(sim.eventsPerSec),
+        dmaTranslationsPerSec: Math.round(sim.dmaPerSec),
+        peakRssMiB: Math.max(...rss.map((r) => r.peakRssMiB)),
+        rssByRunLength: rss,
+      };
+      if (flags.json === true) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+      const m = (x: number) => (x / 1e6).toFixed(2) + ' M/s';
+      process.stdout.write([
+        `machine: ${result.machine.cpus} x ${result.machine.model}, Node ${result.machine.node}`,
+        `TLB lookups (2048 entries, 4-way):      ${m(result.tlbLookupsPerSec)}` +
+          (c === null ? '  (no C compiler: no reference)' : `  = ${(result.tlbVsC! * 100).toFixed(0)}% of the C reference (${m(c)})`),
+        `invalidate one VMID (4 entries):        ${result.invalidateVmidNs1k} ns in a 1K TLB, ${result.invalidateVmidNs64k} ns in a 64K TLB`,
+        `end-to-end events (built-in workload):  ${m(result.eventsPerSec)} (${m(result.dmaTranslationsPerSec)} DMA translations)`,
+        `peak RSS by run length:                 ${rss.map((r) => `${r.events.toExponential(0)} events: ${r.peakRssMiB} MiB`).join(', ')}`,
+      ].join('\n') + '\n');
+    });
+}
