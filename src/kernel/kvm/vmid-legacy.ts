@@ -19,6 +19,7 @@
  * guest mode is a concurrency detail not modelled (single-threaded).
  */
 import type { KvmVmidAllocatorLike, KvmVmidUpdateResult } from './vmid.js';
+import { growTo } from '../mm/asid.js';
 
 export interface KvmLegacyVmidOptions {
   /** kvm_get_vmid_bits(): 8 or 16 on real CPUs; 2..16 accepted. */
@@ -95,14 +96,8 @@ export class KvmLegacyVmidAllocator implements KvmVmidAllocatorLike {
 
   private ensureVm(vm: number): void {
     if ((vm >>> 0) !== vm || vm >= MAX_OBJECT_ID) throw new RangeError(`bad VM id ${vm}`);
-    let n = this.vmGen.length;
-    while (n <= vm) n *= 2;
-    const g = new Float64Array(n);
-    g.set(this.vmGen);
-    const v = new Int32Array(n);
-    v.set(this.vmVmid);
-    this.vmGen = g;
-    this.vmVmid = v;
+    this.vmGen = growTo(this.vmGen, vm + 1);
+    this.vmVmid = growTo(this.vmVmid, vm + 1);
   }
 
   /** need_new_vmid_gen(&vm->vmid) */

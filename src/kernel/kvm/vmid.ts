@@ -25,6 +25,7 @@ import {
   setBit,
   testAndSetBit,
   ulongLimit,
+  growTo,
 } from '../mm/asid.js';
 
 export interface KvmVmidOptions {
@@ -216,14 +217,8 @@ export class KvmVmidAllocator implements KvmVmidAllocatorLike {
 
   private ensureVm(vm: number): void {
     if ((vm >>> 0) !== vm || vm >= MAX_OBJECT_ID) throw new RangeError(`bad VM id ${vm}`);
-    let n = this.vmId.length;
-    while (n <= vm) n *= 2;
-    const ids = new Float64Array(n);
-    ids.set(this.vmId);
-    const pin = new Int32Array(n);
-    pin.set(this.vmPinned);
-    this.vmId = ids;
-    this.vmPinned = pin;
+    this.vmId = growTo(this.vmId, vm + 1);
+    this.vmPinned = growTo(this.vmPinned, vm + 1);
   }
 
   /** kvm_vmid.id of `vm` (0 = never allocated). */

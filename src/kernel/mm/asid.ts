@@ -88,6 +88,16 @@ export function ulongLimit(x: number): number {
 }
 
 /** `REFCOUNT_SATURATED` (INT_MIN / 2): where refcount_t parks after an underflow/overflow WARN. */
+/** Per-object state arrays grow by doubling to hold index `minLength - 1` (zero-filled). */
+export function growTo<T extends Float64Array | Int32Array>(a: T, minLength: number): T {
+  if (a.length >= minLength) return a;
+  let n = Math.max(1, a.length);
+  while (n < minLength) n *= 2;
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
 export const REFCOUNT_SATURATED = -(2 ** 30);
 
 // ---------------------------------------------------------------------------------------------
@@ -300,14 +310,8 @@ export class Arm64AsidAllocator {
 
   private ensureMm(mm: number): void {
     if ((mm >>> 0) !== mm || mm >= MAX_OBJECT_ID) throw new RangeError(`bad mm id ${mm}`);
-    let n = this.mmCtx.length;
-    while (n <= mm) n *= 2;
-    const ctx = new Float64Array(n);
-    ctx.set(this.mmCtx);
-    const pin = new Int32Array(n);
-    pin.set(this.mmPinned);
-    this.mmCtx = ctx;
-    this.mmPinned = pin;
+    this.mmCtx = growTo(this.mmCtx, mm + 1);
+    this.mmPinned = growTo(this.mmPinned, mm + 1);
   }
 
   /** mm->context.id (0 = never allocated). */
