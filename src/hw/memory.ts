@@ -11,6 +11,30 @@
 export const LEVEL_OF_SIZE: Record<number, number> = { 0: 3, 9: 2, 18: 1 };
 export const SIZE_OF_LEVEL: Record<number, number> = { 3: 0, 2: 9, 1: 18 };
 
+/** What changed in a page table (PageTableListener.onChange). */
+export const TableOp = {
+  /** A mapping was added (map). */
+  MAP: 1,
+  /** Mappings were removed: [page, page+count). */
+  UNMAP: 2,
+  /** An unmapped page of the linear region was mapped again (a fault bringing it back). */
+  REMAP: 3,
+  /** The whole table: a new linear region (mapLinear). */
+  MAP_LINEAR: 4,
+  /** The whole table: every mapping write-protected (dirty logging); addresses unchanged. */
+  PROTECT: 5,
+  /** The whole table: every mapping removed (the domain or VM is torn down). */
+  UNMAP_ALL: 6,
+} as const;
+
+/**
+ * Observer of page-table changes (the oracle's shadow state). `count` < 0 means the whole table.
+ * Only called when installed; the hardware never needs it.
+ */
+export interface PageTableListener {
+  onTableChange(table: PageTable, op: number, page: number, count: number): void;
+}
+
 export class PageTable {
   /** 4K mappings: input page -> output page. */
   readonly pages = new Map<number, number>();
@@ -32,6 +56,8 @@ export class PageTable {
    * it; the hardware never reads it.
    */
   version = 0;
+  /** Observer of changes (Memory.setTableListener); null when nobody watches. */
+  listener: PageTableListener | null = null;
   /** Result of the last `walk`: level and size of the leaf found. */
   lastLevel = 3;
   lastSizeLog2 = 0;
@@ -44,6 +70,7 @@ export class PageTable {
     else if (sizeLog2 === 18) this.blocks1g.set(page - (page % 262144), out - (out % 262144));
     else throw new Error(`unsupported block size 2^${sizeLog2} pages`);
     this.version++;
+    this.listener?.onTableChange(this, TableOp.MAP, page - (page % 2 ** sizeLog2), 2 ** sizeLog2);
   }
 
   /** Map [start, start+count) linearly to out.. (replaces any previous linear region). */
@@ -51,6 +78,27 @@ export class PageTable {
     this.linearStart = start; this.linearCount = count; this.linearOut = out;
     this.holes.clear();
     this.version++;
+    this.listener?.onTableChange(this, TableOp.MAP_LINEAR, start, -1);
+  }
+
+  /**
+   * Dirty logging: every mapping becomes read-only. Nothing changes address, but translations
+   * cached before (writable) must go: a whole-table change for the oracle.
+   */
+  writeProtect(): void {
+    this.version++;
+    this.listener?.onTableChange(this, TableOp.PROTECT, 0, -1);
+  }
+
+  /** Remove every mapping (the owner — a domain, a VM — is being torn down). */
+  unmapAll(): void {
+    this.linearCount = 0;
+    this.holes.clear();
+    this.pages.clear();
+    this.blocks2m.clear();
+    this.blocks1g.clear();
+    this.version++;
+    this.listener?.onTableChange(this, TableOp.UNMAP_ALL, 0, -1);
   }
 
   private inLinear(page: number): boolean {
@@ -60,17 +108,23 @@ export class PageTable {
   /** Remove the mapping containing `page` (whatever its size). Returns the size removed or -1. */
   unmap(page: number): number {
     this.version++;
-    if (this.pages.delete(page)) return 0;
-    if (this.inLinear(page) && !this.holes.has(page)) { this.holes.add(page); return 0; }
-    if (this.blocks2m.delete(page - (page % 512))) return 9;
-    if (this.blocks1g.delete(page - (page % 262144))) return 18;
-    return -1;
+    let size = -1;
+    if (this.pages.delete(page)) size = 0;
+    else if (this.inLinear(page) && !this.holes.has(page)) { this.holes.add(page); size = 0; }
+    else if (this.blocks2m.delete(page - (page % 512))) size = 9;
+    else if (this.blocks1g.delete(page - (page % 262144))) size = 18;
+    if (size >= 0 && this.listener !== null) {
+      const span = 2 ** size;
+      this.listener.onTableChange(this, TableOp.UNMAP, page - (page % span), span);
+    }
+    return size;
   }
 
   /** Re-map a page of the linear region that was unmapped (a fault bringing it back). */
   remapLinear(page: number): boolean {
     if (!this.holes.delete(page)) return false;
     this.version++;
+    this.listener?.onTableChange(this, TableOp.REMAP, page, 1);
     return true;
   }
 
@@ -87,6 +141,7 @@ export class PageTable {
       for (const p of this.pages.keys()) if (p >= page && p < page + count && this.pages.delete(p)) n++;
     }
     this.version++;
+    this.listener?.onTableChange(this, TableOp.UNMAP, page, count);
     return n;
   }
 
@@ -119,11 +174,19 @@ export const tableIdOf = (base: number): number => base / 0x1000_0000 - 1;
 /** All page tables of the system, by id. Also what the SMMU "reads" when it walks. */
 export class Memory {
   private readonly tables: PageTable[] = [];
+  private tableListener: PageTableListener | null = null;
 
   newTable(ctx: number, name: string): PageTable {
     const t = new PageTable(this.tables.length, ctx, name);
+    t.listener = this.tableListener;
     this.tables.push(t);
     return t;
+  }
+
+  /** Watch every table, existing and future (null: stop). */
+  setTableListener(l: PageTableListener | null): void {
+    this.tableListener = l;
+    for (const t of this.tables) t.listener = l;
   }
 
   table(id: number): PageTable | undefined {

@@ -2,7 +2,9 @@ import { SmmuStat } from '../hw/smmu/smmu.js';
 import { PeStat } from '../hw/cpu/pe.js';
 import type { PolicyName, Scenario } from '../workload/schema.js';
 import { commandsByName, smmuTotals } from './metrics.js';
-import { Simulation, type RunOptions } from './simulation.js';
+import { Simulation, type RunOptions, type SimOptions } from './simulation.js';
+import { Oracle, type OracleResult } from '../oracle/oracle.js';
+import { faultHooksFor, type FaultName } from '../oracle/faults.js';
 
 export const RESULT_VERSION = 1;
 
@@ -36,6 +38,15 @@ export interface RunMetrics {
 export interface PolicyResult {
   policy: PolicyName;
   metrics: RunMetrics;
+  /** The oracle's verdict, when the run was checked (`run --check`, `check`). */
+  oracle?: OracleResult;
+}
+
+/** Run with the coherence and isolation oracle (src/oracle), optionally injecting faults. */
+export interface CheckRunOptions {
+  faults?: readonly FaultName[];
+  /** How reports name the scenario in their `reproduce` line (a path; omitted = built-in). */
+  scenarioRef?: string;
 }
 
 export interface RunOutput {
@@ -51,14 +62,27 @@ export function policiesOf(sc: Scenario, override?: PolicyName[]): PolicyName[] 
 }
 
 /** Run every policy on the same workload and seed. */
-export function runScenario(sc: Scenario, policies: PolicyName[], opts: { onProgress?: (policy: PolicyName, fraction: number) => void } = {}): RunOutput {
+export function runScenario(
+  sc: Scenario, policies: PolicyName[],
+  opts: { onProgress?: (policy: PolicyName, fraction: number) => void; check?: CheckRunOptions } = {},
+): RunOutput {
   const results: PolicyResult[] = [];
   for (const p of policies) {
-    const sim = new Simulation(sc, p);
+    let oracle: Oracle | null = null;
+    const so: SimOptions = {};
+    const check = opts.check;
+    if (check !== undefined) {
+      const hooks = faultHooksFor(check.faults ?? []);
+      if (hooks !== null) so.faults = hooks;
+      so.attach = (s) => { oracle = Oracle.attach(s, { faults: check.faults ?? [], scenarioRef: check.scenarioRef }); };
+    }
+    const sim = new Simulation(sc, p, so);
     const ro: RunOptions = {};
     if (opts.onProgress) ro.onProgress = (f) => opts.onProgress!(p, f);
     sim.run(ro);
-    results.push({ policy: p, metrics: collectMetrics(sim) });
+    const r: PolicyResult = { policy: p, metrics: collectMetrics(sim) };
+    if (oracle !== null) r.oracle = (oracle as Oracle).result();
+    results.push(r);
   }
   return { version: RESULT_VERSION, scenario: sc.name, seed: sc.seed, results };
 }

@@ -10,6 +10,7 @@ import {
 } from '../kernel/kvm/tlb.js';
 import { defaultTlbFlushOptions, flushTlbRange, type TlbFlushOptions } from '../kernel/mm/tlbflush.js';
 import type { PageTable } from '../hw/memory.js';
+import { FaultHook, type FaultHooks } from '../hw/fault-hooks.js';
 import { defaultSmmuParams, type SmmuParams } from '../hw/smmu/smmu.js';
 import { defaultSmmuKnobs } from '../hw/knobs.js';
 import { HwSystem } from '../hw/system.js';
@@ -26,7 +27,7 @@ import { SmmuSide, type DeviceHandle } from './smmu-side.js';
 /** Event kinds. */
 const E = {
   DMA: 1, SCHED: 2, KVM_UNMAP: 3, KVM_RANGE: 4, KVM_FLUSH_VM: 5, DIRTY: 6, GUEST_TLBI: 7,
-  VM_CHURN: 8, SVA_MUNMAP: 9, SVA_DMA: 10,
+  VM_CHURN: 8, SVA_MUNMAP: 9, SVA_DMA: 10, CMDQ_DRAIN: 11,
 } as const;
 
 /** PRNG stream ids: one stream per entity (entity index added), so adding one leaves others unchanged. */
@@ -87,6 +88,39 @@ export interface RunOptions {
   onProgress?: (fraction: number) => void;
 }
 
+export interface SimOptions {
+  /** Fault-injection hooks to wire into the hardware and driver models (src/oracle/faults.ts). */
+  faults?: FaultHooks;
+  /**
+   * Called once the hardware and kernel models exist, before the workload is built (VMs,
+   * devices, SVA binds): observers such as the oracle attach here.
+   */
+  attach?: (sim: Simulation) => void;
+}
+
+/**
+ * What software believes, for an observer that checks the hardware against it (the oracle,
+ * src/oracle/oracle.ts). Called only when `Simulation.observer` is set.
+ */
+export interface SimObserver {
+  /**
+   * Software considers every change made so far to `table` invalidated wherever it may be cached:
+   * its TLBIs and DSBs, commands and CMD_SYNCs, ATC invalidations have returned, and it will now
+   * reuse what the old mappings pointed at. `what` names the path (a constant string).
+   */
+  maintenanceDone(table: PageTable, what: string): void;
+  /** Device `h` is about to translate `page` (the context software attached it to is h.ctx). */
+  beforeDma(h: DeviceHandle, page: number): void;
+}
+
+/** Software paths that end with maintenanceDone (labels of oracle reports). */
+export const MAINTENANCE = {
+  KVM_UNMAP: 'KVM stage-2 unmap (kvm_unmap_gfn_range: __kvm_tlb_flush_vmid_ipa/_range + DSB, SMMU driver if it shares the table)',
+  DIRTY_LOG: 'dirty logging (write-protect + kvm_flush_remote_tlbs_memslot)',
+  SVA_MUNMAP: 'munmap (flush_tlb_range: TLBI + DSB, SVA mmu-notifier: commands + CMD_SYNC, ATC)',
+  VM_DESTROY: 'VM destroyed (devices detached, domains freed: CMD_TLBI_S12_VMALL + CMD_SYNC, ATC; KVM relies on VMID generations)',
+} as const;
+
 /**
  * One run of a scenario under one policy: builds the hardware (PEs, SMMUs, DVM), the kernel model
  * (ASID allocator, KVM VMID allocator, SMMU driver) configured by the policy, and drives them with
@@ -111,6 +145,10 @@ export class Simulation {
     kvmRolloverFlushes: 0, dmaFaults: 0, devicesUnattached: 0,
   };
   firstExhaustionNs = -1;
+  /** The oracle (or another observer of software's view), when attached. */
+  observer: SimObserver | null = null;
+  /** Injected faults (null: none). */
+  readonly faults: FaultHooks | null;
 
   private readonly vms: Vm[] = [];
   private readonly devices: Device[] = [];
@@ -127,11 +165,13 @@ export class Simulation {
   /** CPU a KVM VMID rollover flush is issued from (the vCPU-loading CPU, else CPU 0). */
   private kvmFlushCpu = 0;
   private nextMm = 1;
+  /** Per SMMU: a CMDQ_DRAIN event is queued (fault skip-sync). */
+  private readonly drainQueued: Uint8Array;
   private readonly endNs: number;
   private readonly endEvents: number;
   private readonly dmaMeanNs: number;
 
-  constructor(readonly sc: Scenario, policyName: PolicyName) {
+  constructor(readonly sc: Scenario, policyName: PolicyName, opts: SimOptions = {}) {
     this.policy = policyConfig(policyName, sc);
     const cpu = sc.cpu;
     const smmuParams: SmmuParams[] = [];
@@ -171,7 +211,38 @@ export class Simulation {
     this.endNs = 'ms' in sc.duration ? sc.duration.ms * 1e6 : Infinity;
     this.endEvents = 'events' in sc.duration ? sc.duration.events : Infinity;
     this.dmaMeanNs = 1000 / sc.workload.dma.ratePerUs;
+    this.drainQueued = new Uint8Array(this.hw.smmus.length);
+    this.faults = opts.faults ?? null;
+    if (this.faults !== null) this.wireFaults(this.faults);
+    opts.attach?.(this);
     this.build();
+  }
+
+  /** Give every hooked model object the fault hooks (src/hw/fault-hooks.ts). */
+  private wireFaults(f: FaultHooks): void {
+    for (const s of this.hw.smmus) {
+      s.faults = f;
+      if (f.has(FaultHook.DROP_DVM)) s.dropBroadcasts = true;
+      if (f.has(FaultHook.SKIP_SYNC)) s.onCommandsPending = (x) => this.scheduleCmdqDrain(x.id);
+    }
+    for (const pe of this.hw.pes) pe.faults = f;
+    for (const d of this.smmuSide.devices) d.faults = f;
+    this.smmuSide.faults = f;
+  }
+
+  /**
+   * Commands were left in SMMU `i`'s queue (fault skip-sync): the SMMU consumes them a CMD_SYNC
+   * round trip (cost.cmdSyncNs) later, at an event of its own.
+   */
+  scheduleCmdqDrain(i: number): void {
+    if (this.drainQueued[i] === 1) return;
+    this.drainQueued[i] = 1;
+    this.q.push(this.now + Math.max(1, this.sc.cost.cmdSyncNs), E.CMDQ_DRAIN, i);
+  }
+
+  private cmdqDrain(i: number): void {
+    this.drainQueued[i] = 0;
+    this.hw.smmus[i].consume();
   }
 
   // ------------------------------------------------------------------ construction
@@ -193,7 +264,7 @@ export class Simulation {
     const w = this.sc.workload;
     const kvmId = this.nextKvmId++;
     const ctx = this.ctxs.add(CtxKind.VM_S2, slot, `vm${slot}#${kvmId} S2`);
-    const s2 = this.hw.memory.newTable(ctx, `vm${slot} stage 2`);
+    const s2 = this.hw.memory.newTable(ctx, `vm${slot}#${kvmId} stage 2`);
     s2.mapLinear(GUEST_IPA_BASE, w.vmPages, 0x100000 + slot * w.vmPages);
     const rng = new Prng(this.sc.seed, STREAM.VM + slot * 4096 + (kvmId & 4095));
     const vm: Vm = {
@@ -308,6 +379,7 @@ export class Simulation {
         case E.VM_CHURN: this.churn(arg); break;
         case E.SVA_MUNMAP: this.svaMunmap(arg); break;
         case E.SVA_DMA: this.svaDma(arg); break;
+        case E.CMDQ_DRAIN: this.cmdqDrain(arg); break;
         default: break;
       }
       if (opts.onProgress !== undefined && this.events >= nextProgress) {
@@ -469,6 +541,7 @@ export class Simulation {
     // If the SMMU uses KVM's tables it saw the change through the broadcast (BTM); a private
     // SMMU table is not touched by KVM. The page faults back in at once (no flush needed).
     this.smmuSide.kvmStage2Changed(vm.slot, start, pages);
+    this.observer?.maintenanceDone(vm.s2, MAINTENANCE.KVM_UNMAP);
     for (let p = start; p < start + pages; p++) vm.s2.remapLinear(p);
     this.q.push(this.now + vm.rng.exp(1e6 / (range ? k.rangeUnmapPerMsPerVm : k.unmapPerMsPerVm)), range ? E.KVM_RANGE : E.KVM_UNMAP, slot);
   }
@@ -501,11 +574,14 @@ export class Simulation {
     this.counters.dirtyPasses++;
     const cpu = this.kvmCpu(vm);
     const vmid = this.kvm.hwVmid(vm.kvmId);
-    vm.s2.version++;
+    vm.s2.writeProtect();
     this.metrics.begin(Source.KVM_RANGE);
     this.intendVm(vm);
     if (vmid !== 0) kvmFlushRemoteTlbsMemslot(this.cpuOps[cpu], this.hw.pes[cpu], vmid, GUEST_IPA_BASE, this.sc.workload.vmPages, this.kvmOpts);
     this.metrics.end();
+    // An SMMU sharing KVM's table (btm-kvm-pinned, shared) must drop its writable entries too.
+    this.smmuSide.kvmStage2Changed(vm.slot, GUEST_IPA_BASE, this.sc.workload.vmPages);
+    this.observer?.maintenanceDone(vm.s2, MAINTENANCE.DIRTY_LOG);
     this.q.push(this.now + vm.rng.exp(1e6 / this.sc.workload.kvm.dirtyLogging.passesPerMs), E.DIRTY, slot);
   }
 
@@ -542,7 +618,13 @@ export class Simulation {
     for (let c = 0; c < this.running.length; c++) {
       if (this.running[c] === slot) this.vcpuPut(c, this.hw.pes[c]);
     }
+    // The VM's memory and the devices' I/O page tables go away with it (VFIO unmaps the IOVA
+    // space, the domains are freed with CMD_TLBI_S12_VMALL); KVM frees the stage 2.
+    const tables = this.smmuSide.tablesOfVm(vm.kvmId);
+    if (!tables.includes(vm.s2)) tables.push(vm.s2);
+    for (const t of tables) t.unmapAll();
     this.smmuSide.destroyVm(vm.kvmId);
+    if (this.observer !== null) for (const t of tables) this.observer.maintenanceDone(t, MAINTENANCE.VM_DESTROY);
     for (const di of vm.devices) {
       const d = this.devices[di];
       d.handle = null;
@@ -575,6 +657,7 @@ export class Simulation {
     flushTlbRange(this.cpuOps[cpu], r.asid, start * 4096, (start + pages) * 4096, 4096, false, undefined, this.hostOpts);
     this.svaCurrent = null;
     this.metrics.end();
+    this.observer?.maintenanceDone(s.table, MAINTENANCE.SVA_MUNMAP);
     for (let p = start; p < start + pages; p++) s.table.remapLinear(p);
     this.q.push(this.now + s.rng.exp(1e6 / w.munmapPerMs), E.SVA_MUNMAP, i);
   }
@@ -582,12 +665,12 @@ export class Simulation {
   private svaCurrent: SvaProc | null = null;
 
   /** mmu_notifier_arch_invalidate_secondary_tlbs: the SMMU driver's SVA invalidation. */
-  private secondaryTlbNotifier(_asid: number, start: number, end: number): void {
+  private secondaryTlbNotifier(asid: number, start: number, end: number): void {
     const s = this.svaCurrent;
     if (s === null || s.handle === null) return;
     this.metrics.begin(Source.DRIVER);
     this.metrics.intend(s.ctx);
-    this.smmuSide.svaInvalidate(s.handle, start, end);
+    this.smmuSide.svaInvalidate(s.handle, start, end, asid);
     this.metrics.end();
   }
 

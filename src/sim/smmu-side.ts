@@ -1,4 +1,6 @@
 import { tableBase, type PageTable } from '../hw/memory.js';
+import { FaultHook, type FaultHooks } from '../hw/fault-hooks.js';
+import { atcInvDomain } from '../kernel/smmu-driver/invalidate.js';
 import { newCd, type Cd } from '../hw/smmu/structures.js';
 import { ArmSmmuDriver, type ArmSmmuDevice } from '../kernel/smmu-driver/device.js';
 import type { ArmSmmuDomain } from '../kernel/smmu-driver/domain.js';
@@ -26,6 +28,8 @@ export interface DeviceHandle {
   kvmId: number;
   assignment: Assignment | null;
   sva: ArmSmmuDomain | null;
+  /** The page tables its translations read: stage 1 (guest or mm) first, then stage 2. */
+  tables: PageTable[];
 }
 
 /**
@@ -38,6 +42,8 @@ export class SmmuSide {
   readonly devices: ArmSmmuDevice[] = [];
   readonly assigner: VfioAssigner;
   vmidAllocFailures = 0;
+  /** Fault-injection hooks (Simulation wires them); null in normal runs. */
+  faults: FaultHooks | null = null;
   asidPins = 0;
   asidPinFailures = 0;
   private pinned = 0;
@@ -75,11 +81,22 @@ export class SmmuSide {
   private countingPinner(): CpuAsidPinner {
     return {
       contextGet: (mm: number) => {
+        // Fault sva-asid-unpinned: the SMMU takes the mm's current CPU ASID without
+        // arm64_mm_context_get's pin (the pinning that v5.10 added for SVA), so a CPU ASID
+        // rollover moves the mm to another ASID — and may hand this one to another mm — while the
+        // CD keeps it. Activations are counted where the ASIDs diverge (svaInvalidate).
+        if (this.faults !== null && this.faults.has(FaultHook.SVA_ASID_UNPINNED)) {
+          const cur = this.sim.asids.asidOf(mm);
+          if (cur !== 0) { this.asidPins++; return this.sc.cpu.kpti ? cur | 1 : cur; }
+        }
         const a = this.sim.asids.contextGet(mm);
         if (a === 0) this.asidPinFailures++; else this.asidPins++;
         return a;
       },
-      contextPut: (mm: number) => { this.sim.asids.contextPut(mm); },
+      contextPut: (mm: number) => {
+        if (this.faults !== null && this.faults.has(FaultHook.SVA_ASID_UNPINNED)) return; // never pinned
+        this.sim.asids.contextPut(mm);
+      },
     };
   }
 
@@ -96,7 +113,12 @@ export class SmmuSide {
         const vm = ctx.vmId;
         if (vm !== undefined && typeof kvm.pinnedVmidGet === 'function') {
           const v = kvm.pinnedVmidGet(vm);
-          if (v > 0 && v < 2 ** dev.vmidBits && (ctx.want === undefined || ctx.want === v)) {
+          // Both sources share this SMMU's VMID space: a pinned VMID is marked in the IDA so that a
+          // fallback allocation cannot hand it to another domain, and a pin whose VMID a fallback
+          // domain already holds cannot be used. Fix (found by the oracle, vmid-aliasing): the
+          // fallback IDA ignored pinned VMIDs, so a VM whose pin was refused at the cap could get
+          // another VM's pinned VMID — two stage-2 domains with different tables under one VMID.
+          if (v > 0 && v < 2 ** dev.vmidBits && (ctx.want === undefined || ctx.want === v) && dev.vmidMap.allocRange(v, v) === v) {
             this.pinnedDomains.add(domain);
             this.pinned++;
             if (this.pinned > this.pinnedPeak) this.pinnedPeak = this.pinned;
@@ -111,6 +133,7 @@ export class SmmuSide {
       free: (domain: ArmSmmuDomain, vmid: number) => {
         if (this.pinnedDomains.delete(domain)) {
           this.pinned--;
+          dev.vmidMap.free(vmid);
           if (domain.vmId !== undefined) kvm.pinnedVmidPut(domain.vmId);
         } else {
           ida.free(domain, vmid);
@@ -136,15 +159,16 @@ export class SmmuSide {
   }
 
   /** A stage-2 table for the VM's assigned devices: KVM's own (shared) or a private copy. */
-  private s2TableFor(vmSlot: number, kvmId: number, vmS2: PageTable): { table: PageTable; shared: boolean } {
+  private s2TableFor(vmSlot: number, kvmId: number, vmS2: PageTable, sid: number): { table: PageTable; shared: boolean } {
     if (this.policy.s2Tables === 'shared') return { table: vmS2, shared: true };
     const scope = this.assigner.vmidScope;
     if (scope !== 'device') {
       const t = this.privateTables.get(kvmId);
       if (t !== undefined) return { table: t, shared: false };
     }
-    const ctx = this.sim.ctxs.add(CtxKind.SMMU_S2, vmSlot, `vm${vmSlot}#${kvmId} SMMU S2`);
-    const t = this.sim.hw.memory.newTable(ctx, `vm${vmSlot} SMMU stage 2`);
+    const who = `vm${vmSlot}#${kvmId}${scope === 'device' ? ` sid ${hexId(sid)}` : ''}`;
+    const ctx = this.sim.ctxs.add(CtxKind.SMMU_S2, vmSlot, `${who} SMMU S2`);
+    const t = this.sim.hw.memory.newTable(ctx, `${who} SMMU stage 2`);
     t.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearOut);
     if (scope !== 'device') this.privateTables.set(kvmId, t);
     return { table: t, shared: false };
@@ -155,23 +179,25 @@ export class SmmuSide {
    * table if the workload is nested. Returns null when no VMID could be had (counted).
    */
   assign(vmSlot: number, kvmId: number, vmS2: PageTable, smmu: number, sid: number, _vmCtx: number): DeviceHandle | null {
-    const { table, shared } = this.s2TableFor(vmSlot, kvmId, vmS2);
+    const { table, shared } = this.s2TableFor(vmSlot, kvmId, vmS2, sid);
     const nested = this.sc.workload.nested;
     let guestCds: Cd[] | undefined;
     let guestCtx = -1;
+    let guestTable: PageTable | null = null;
     if (nested) {
       // The guest's own DMA domain for this device: a stage-1 table IOVA -> IPA (linear into its
       // memory), ASID from the guest driver's allocator, ASET=1 as Linux writes private CDs.
-      guestCtx = this.sim.ctxs.add(CtxKind.NESTED_S1, vmSlot, `vm${vmSlot} guest S1 sid ${sid}`);
-      const g = this.sim.hw.memory.newTable(guestCtx, `vm${vmSlot} guest S1 for sid ${sid}`);
+      guestCtx = this.sim.ctxs.add(CtxKind.NESTED_S1, vmSlot, `vm${vmSlot}#${kvmId} guest S1 sid ${hexId(sid)}`);
+      const g = this.sim.hw.memory.newTable(guestCtx, `vm${vmSlot}#${kvmId} guest stage 1 for sid ${hexId(sid)}`);
       g.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearStart);
       guestCds = [newCd({ ASID: 1 + (sid & 0xff), ASET: 1, TTB0: tableBase(g.id) })];
+      guestTable = g;
     }
     this.sim.metrics.begin(Source.DRIVER);
     let a: Assignment;
     try {
       a = this.assigner.assignDevice(kvmId, sid, {
-        s2Table: table, smmu,
+        s2Table: table, smmu, ats: this.ats,
         ...(guestCds !== undefined ? { nested: { cds: guestCds } } : {}),
       });
     } catch (e) {
@@ -185,6 +211,7 @@ export class SmmuSide {
     const h: DeviceHandle = {
       smmu, sid, ssid: 0, ctx: nested ? guestCtx : table.ctx, dependsOnVmS2: shared && nested,
       vmSlot, kvmId, assignment: a, sva: null,
+      tables: guestTable !== null ? [guestTable, a.domain.table ?? table] : [a.domain.table ?? table],
     };
     let list = this.handlesByVm.get(kvmId);
     if (list === undefined) { list = []; this.handlesByVm.set(kvmId, list); }
@@ -215,6 +242,13 @@ export class SmmuSide {
     }
   }
 
+  /** Every page table the VM's devices translate through (deduplicated). */
+  tablesOfVm(kvmId: number): PageTable[] {
+    const out: PageTable[] = [];
+    for (const h of this.handlesByVm.get(kvmId) ?? []) for (const t of h.tables) if (!out.includes(t)) out.push(t);
+    return out;
+  }
+
   /**
    * VM teardown: every assigned device detached (the driver frees each S2 domain with
    * TLBI_S12_VMALL + SYNC when its last device leaves). All the VM's contexts are intended.
@@ -240,11 +274,19 @@ export class SmmuSide {
     if (list === undefined) return;
     for (const h of list) {
       const dev = this.devices[h.smmu];
-      if (dev.has(FEAT.BTM) && this.sim.hw.smmus[h.smmu].takesBroadcasts) continue;
       const d = h.assignment!.domain;
+      // KVM's broadcasts carry the VM's KVM VMID: they reach the domain's entries only if the
+      // domain uses that VMID (a pinned one). Fix: a domain that fell back to an SMMU-private
+      // VMID (pin refused at the cap) used to be skipped too, keeping stale entries of KVM's table.
+      const kvmVmid = this.sim.kvm.hwVmid(h.kvmId);
+      const viaBroadcast = dev.has(FEAT.BTM) && this.sim.hw.smmus[h.smmu].takesBroadcasts && !this.policy.s2Aset &&
+        kvmVmid !== 0 && d.vmid === kvmVmid;
       this.sim.metrics.begin(Source.DRIVER);
       this.sim.metrics.intend(h.ctx);
-      dev.tlbInvRangeDomain(d, start * 4096, pages * 4096, 4096, true);
+      // Broadcasts never reach an ATC (arch.md §1.5): the driver still sends CMD_ATC_INV, as the
+      // SVA notifier does under BTM. Fix: it used to send nothing at all.
+      if (viaBroadcast) atcInvDomain(dev, d, start * 4096, pages * 4096);
+      else dev.tlbInvRangeDomain(d, start * 4096, pages * 4096, 4096, true);
       this.sim.metrics.end();
     }
   }
@@ -255,9 +297,9 @@ export class SmmuSide {
     this.sim.metrics.begin(Source.DRIVER);
     try {
       const d = dev.allocSvaDomain(mm, table);
-      dev.attach(d, sid, { ssid: 1, ssidBits: 4 });
+      dev.attach(d, sid, { ssid: 1, ssidBits: 4, ats: this.ats });
       this.sim.metrics.end();
-      return { smmu, sid, ssid: 1, ctx, dependsOnVmS2: false, vmSlot: -1, kvmId: -1, assignment: null, sva: d };
+      return { smmu, sid, ssid: 1, ctx, dependsOnVmS2: false, vmSlot: -1, kvmId: -1, assignment: null, sva: d, tables: [table] };
     } catch (e) {
       this.sim.metrics.end();
       if (isDriverError(e)) return null;
@@ -266,14 +308,26 @@ export class SmmuSide {
   }
 
   /** The SVA mmu-notifier path (arch_invalidate_secondary_tlbs). */
-  svaInvalidate(h: DeviceHandle, start: number, end: number): void {
+  svaInvalidate(h: DeviceHandle, start: number, end: number, cpuAsid = -1): void {
     if (h.sva === null) return;
+    // Fault sva-asid-unpinned acts here: the mm's CPU ASID is no longer the one its CD carries.
+    const f = this.faults;
+    if (f !== null && f.has(FaultHook.SVA_ASID_UNPINNED) && h.sva.sharedCd !== null && cpuAsid >= 0 &&
+      (h.sva.effectiveAsid & ~1) !== (cpuAsid & ~1)) f.fire(FaultHook.SVA_ASID_UNPINNED);
     this.devices[h.smmu].svaInvalidateSecondaryTlbs(h.sva, start, end);
   }
 
   translate(h: DeviceHandle, page: number): number {
+    this.sim.observer?.beforeDma(h, page);
     return this.sim.hw.smmus[h.smmu].translate(h.sid, h.ssid, page);
+  }
+
+  /** Devices attach with ATS when the SMMU has it and endpoints have ATCs (smmu.ats, atcEntries). */
+  private get ats(): boolean {
+    return this.sc.smmu.ats && this.sc.smmu.atcEntries > 0;
   }
 }
 
 export type { KvmVmidAllocatorLike };
+
+const hexId = (n: number): string => `0x${n.toString(16)}`;

@@ -6,11 +6,22 @@ import type { TlbGeometry } from '../tlb/tlb-api.js';
 import { resetScope, type InvalScope, type TlbEntry } from '../tlb/scope.js';
 import { tlbiScope, type IssuerRegime, type TlbiArgs } from '../tlbi-scope.js';
 import type { DvmDomain } from '../dvm.js';
+import { FaultHook, type FaultHooks } from '../fault-hooks.js';
 
 /** Cortex-A76 L2 TLB: 1280 entries, 5-way (Arm TRM 100798). */
 export const CORTEX_A76_L2_TLB: TlbGeometry = { entries: 1280, ways: 5, policy: 'lru' };
 
 export const PeStat = { TLBI_LOCAL: 0, TLBI_BROADCAST: 1, DSB: 2, HITS: 3, MISSES: 4, DVM_RECEIVED: 5 } as const;
+
+/** Observer of a PE (the oracle). Every method optional; only called when installed. */
+export interface PeListener {
+  /** access() hit `slot` of the PE's TLB for `page`, on behalf of context `ctx`. */
+  onHit?(pe: Pe, slot: number, page: number, ctx: number): void;
+  /** access() walked `table` and filled `slot` for context `ctx`. */
+  onFill?(pe: Pe, slot: number, table: PageTable, page: number, ctx: number): void;
+  /** A TLBI executed by this PE: broadcast into the DVM domain, or local. Read `a`, never keep it. */
+  onTlbi?(pe: Pe, a: TlbiArgs, broadcast: boolean): void;
+}
 
 /**
  * A processing element: its TLB tagged by regime (World), VMID and ASID, and the state that
@@ -25,6 +36,9 @@ export class Pe {
   /** HCR_EL2.FB: EL1 TLBIs from the guest are upgraded to Inner Shareable (KVM sets it). */
   hcrFb = false;
   dvm: DvmDomain | null = null;
+  listener: PeListener | null = null;
+  /** Fault-injection hooks (src/hw/fault-hooks.ts); null in normal runs. */
+  faults: FaultHooks | null = null;
   /** Broadcasts issued since the last DSB (a DSB with none completes at once). */
   pendingBroadcasts = 0;
   readonly stats = new Float64Array(6);
@@ -59,15 +73,21 @@ export class Pe {
   tlbi(a: TlbiArgs): void {
     const op: TlbiOp = a.op;
     const upgrade = !op.shareable && this.hcrFb && op.el === 1 && this.regime.el === 1;
-    if ((op.shareable || upgrade) && this.dvm !== null) {
+    // Fault tlbi-non-shareable (Zephyr #98344: non-IS TLBIs on an SMP system): software issues
+    // the local form, so other PEs and BTM SMMUs never see it. The guest's FB upgrade is hardware
+    // and stays.
+    const demoted = op.shareable && this.faults !== null && this.faults.fire(FaultHook.TLBI_NON_SHAREABLE);
+    if ((op.shareable || upgrade) && this.dvm !== null && !demoted) {
       if (upgrade) a.op = IS_FORM.get(op)!;
       this.stats[PeStat.TLBI_BROADCAST]++;
       this.pendingBroadcasts++;
+      this.listener?.onTlbi?.(this, a, true);
       this.dvm.broadcast(this, a);
       a.op = op;
       return;
     }
     this.stats[PeStat.TLBI_LOCAL]++;
+    this.listener?.onTlbi?.(this, a, false);
     if (tlbiScope(a, this.regime, false, this.scratch)) this.tlb.invalidate(this.scratch);
   }
 
@@ -95,7 +115,11 @@ export class Pe {
     const w = this.world;
     const vmid = w === World.NS_EL1 ? r.vmid : 0;
     const slot = this.tlb.lookup(w, vmid, this.asid, 0, false, page);
-    if (slot >= 0) { this.stats[PeStat.HITS]++; return this.tlb.out[slot] + (page - this.tlb.page[slot]); }
+    if (slot >= 0) {
+      this.stats[PeStat.HITS]++;
+      this.listener?.onHit?.(this, slot, page, ctx);
+      return this.tlb.out[slot] + (page - this.tlb.page[slot]);
+    }
     this.stats[PeStat.MISSES]++;
     const out = table.walk(page);
     if (out < 0) return -1;
@@ -104,7 +128,8 @@ export class Pe {
     e.world = w; e.vmid = vmid; e.asid = w === World.NS_EL2 ? -1 : this.asid; e.global = false;
     e.stage = 1; e.page = page - (page % span); e.sizeLog2 = table.lastSizeLog2; e.level = table.lastLevel;
     e.out = out - (page - e.page); e.ctx = ctx;
-    this.tlb.fill(e);
+    const filled = this.tlb.fill(e);
+    this.listener?.onFill?.(this, filled, table, page, ctx);
     return out;
   }
 }

@@ -4,6 +4,7 @@ import {
 } from '../../arch/commands.js';
 import { Stage, STAGE_ALL, STAGE_VA, World } from '../../arch/world.js';
 import type { InvalScope } from '../tlb/scope.js';
+import { FaultHook } from '../fault-hooks.js';
 import type { Smmu } from './smmu.js';
 import { atcSsidHi, atcSsidLo } from './structures.js';
 
@@ -81,7 +82,8 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
   s.skipAset = false;
   s.vmidIgnoreBits = smmu.vmwBits();
   // VMID fields are only meaningful when stage 2 is implemented (NH_* VMID is RES0 otherwise).
-  const vmid = f.s2p ? maskId(cmdVmid(w, off), f.vmid16) : -1;
+  // (Fault vmid-truncate-8: an SMMU advertising VMID16 that honours VMID[7:0] only.)
+  const vmid = f.s2p ? cmdVmid(w, off) & smmu.vmidTagMask() : -1;
   switch (op) {
     case OP.CMD_TLBI_NH_ALL:
       s.worlds = World.NS_EL1; s.vmid = vmid; s.stages = STAGE_VA;
@@ -95,7 +97,7 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
     case OP.CMD_TLBI_NH_VAA:
       s.worlds = World.NS_EL1; s.vmid = vmid; s.stages = STAGE_VA;
       if (op === OP.CMD_TLBI_NH_VA) { s.asid = maskId(cmdAsid(w, off), f.asid16); s.includeGlobal = true; }
-      addressRange(s, w, off, cmdAddrPage(w, off));
+      addressRange(smmu, s, w, off, cmdAddrPage(w, off));
       break;
     case OP.CMD_TLBI_EL2_ALL:
       s.worlds = World.NS_EL2 | World.NS_EL2_E2H; s.stages = STAGE_ALL;
@@ -109,7 +111,7 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
       // CR2.E2H selects which EL2 world the command addresses (§4.4.2.8).
       s.worlds = smmu.e2h ? World.NS_EL2_E2H : World.NS_EL2; s.stages = STAGE_VA;
       if (op === OP.CMD_TLBI_EL2_VA && smmu.e2h) { s.asid = maskId(cmdAsid(w, off), f.asid16); s.includeGlobal = true; }
-      addressRange(s, w, off, cmdAddrPage(w, off));
+      addressRange(smmu, s, w, off, cmdAddrPage(w, off));
       break;
     case OP.CMD_TLBI_S12_VMALL:
       s.worlds = World.NS_EL1; s.vmid = vmid; s.stages = STAGE_ALL;
@@ -117,7 +119,7 @@ export function executeCommand(smmu: Smmu, w: Uint32Array, off: number): void {
     case OP.CMD_TLBI_S2_IPA:
       // Stage-2-only entries; combined S1+S2 entries are not required to go (§4.4.2.11).
       s.worlds = World.NS_EL1; s.vmid = vmid; s.stages = Stage.S2;
-      addressRange(s, w, off, cmdIpaPage(w, off));
+      addressRange(smmu, s, w, off, cmdIpaPage(w, off));
       smmu.invalidate(s);
       // Fix (§4.4.2.11; arch.md §1.5): combined entries are tagged by VA, not IPA, so the knob
       // removes all of the VMID's combined entries instead of those whose VA equals the IPA.
@@ -138,7 +140,7 @@ function maskId(v: number, wide: boolean): number {
 }
 
 /** Address, Leaf, TTL, TG/NUM/SCALE of a TLBI command into the scope (§4.4.1.1). */
-function addressRange(s: InvalScope, w: Uint32Array, off: number, page: number): void {
+function addressRange(smmu: Smmu, s: InvalScope, w: Uint32Array, off: number, page: number): void {
   s.leafOnly = cmdLeaf(w, off) === 1;
   const tg = cmdTg(w, off);
   if (tg === 0) {
@@ -152,4 +154,10 @@ function addressRange(s: InvalScope, w: Uint32Array, off: number, page: number):
   s.ttl = cmdTtl(w, off);
   s.pageStart = page;
   s.pageCount = rangeGranules(cmdNum(w, off), cmdScale(w, off)) * granulePages;
+  // Fault range-first-page-only: the Qualcomm SMMU-500 erratum (TLBIVA/TLBIVAL by range
+  // invalidated only the first base page; qualcomm-linux/kernel-topics PR #1550): the range
+  // command acts as if it named its first page only, the rest of the range keeps its entries.
+  if (s.pageCount > granulePages && smmu.faults !== null && smmu.faults.fire(FaultHook.RANGE_FIRST_PAGE_ONLY)) {
+    s.pageCount = granulePages;
+  }
 }

@@ -14,6 +14,7 @@ import { TlbiKind } from '../../arch/tlbi.js';
 import { STE_CONFIG, STRW, EATS, atcSsidHi, atcSsidLo, tg0GranuleLog2, type Cd, type Ste } from './structures.js';
 export { atcSsidHi, atcSsidLo } from './structures.js';
 import { executeCommand } from './cmdexec.js';
+import { FaultHook, type FaultHooks } from '../fault-hooks.js';
 
 /** Which cache of the SMMU an entry lives in (for listeners). */
 /** Bit of TlbEntry.aset set by the hypothetical STE.S2ASET_HYP (bit 0 is CD.ASET). */
@@ -121,6 +122,43 @@ export interface SmmuListener {
   onBroadcast?(smmu: Smmu, a: TlbiArgs, who: IssuerRegime, accepted: boolean): void;
   /** The DVM Sync of a DSB reached this SMMU: every earlier broadcast has completed. */
   onDvmSync?(smmu: Smmu): void;
+  /**
+   * An invalidation is about to be applied (command or accepted broadcast), with its effective
+   * scope (after knobs and faults): to the TLB structures (cache TLB, sid -1) or to the ATC of
+   * `sid` (cache ATC). Read `s`, never keep it.
+   */
+  onInvalidate?(smmu: Smmu, cache: number, sid: number, s: Readonly<InvalScope>): void;
+  /** An entry was copied from another cache (micro-TLB from the TLB, ATC from either). */
+  onCopy?(smmu: Smmu, cache: number, tlb: Tlb, slot: number, from: Tlb, fromSlot: number): void;
+  /** A walk found no mapping (F_TRANSLATION) for `page` under configuration `cfg`. */
+  onFault?(smmu: Smmu, cfg: StreamConfig, page: number): void;
+}
+
+const LISTENER_METHODS = [
+  'onRemove', 'onHit', 'onFill', 'onCommand', 'onSync', 'onCommandError', 'onBroadcast', 'onDvmSync',
+  'onInvalidate', 'onCopy', 'onFault',
+] as const;
+
+/**
+ * One listener calling `a` then `b` (either may be null). A method only one of them has is that
+ * one's own method, bound, so a hot callback (onHit) costs no more than with a single listener.
+ */
+export function teeSmmuListeners(a: SmmuListener | null, b: SmmuListener | null): SmmuListener | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  const out: Record<string, unknown> = {};
+  for (const m of LISTENER_METHODS) {
+    const fa = a[m] as ((...args: unknown[]) => void) | undefined;
+    const fb = b[m] as ((...args: unknown[]) => void) | undefined;
+    if (fa !== undefined && fb !== undefined) {
+      out[m] = (...args: unknown[]) => { fa.apply(a, args); fb.apply(b, args); };
+    } else if (fa !== undefined) {
+      out[m] = fa.bind(a);
+    } else if (fb !== undefined) {
+      out[m] = fb.bind(b);
+    }
+  }
+  return out as SmmuListener;
 }
 
 /** Counter indexes of Smmu.stats. */
@@ -176,6 +214,13 @@ export class Smmu {
   listener: SmmuListener | null = null;
   /** Fault injection: the SMMU advertises BTM but drops broadcasts (MMU-700 erratum 2812531 class). */
   dropBroadcasts = false;
+  /** Fault-injection hooks (src/hw/fault-hooks.ts); null in normal runs. */
+  faults: FaultHooks | null = null;
+  /**
+   * Called when commands were published but left in the queue (fault skip-sync only): whoever
+   * drives time must call consume() later.
+   */
+  onCommandsPending: ((smmu: Smmu) => void) | null = null;
   /** Result of the last translate(): the slot that hit or was filled, the cache, walk accesses. */
   lastSlot = -1;
   lastCache = 0;
@@ -289,6 +334,19 @@ export class Smmu {
         break;
       case REG.CMDQ_PROD:
         this.cmdqProd = value & this.indexMask();
+        // Fault skip-sync: Linux returns from arm_smmu_cmdq_issue_cmdlist only once its CMD_SYNC
+        // completed (arm_smmu_cmdq_poll_until_sync), which the model collapses into consuming at
+        // the PROD write. A driver that frees a page or a domain before the SYNC completes is
+        // modelled by leaving the commands in the queue until a later event consumes them: the
+        // driver has returned (software considers the invalidation done) while the TLBI has not
+        // executed yet — DMA in between uses the stale entry.
+        if (this.faults !== null && this.faults.has(FaultHook.SKIP_SYNC) && this.smmuEnabled) {
+          if (this.cmdqProd !== (this.cmdqCons & this.indexMask())) {
+            this.faults.fire(FaultHook.SKIP_SYNC);
+            this.onCommandsPending?.(this);
+          }
+          break;
+        }
         this.consume();
         break;
       default:
@@ -367,6 +425,7 @@ export class Smmu {
 
   /** Remove matching entries from the TLB, micro-TLBs and walk cache. Returns entries removed. */
   invalidate(s: InvalScope): number {
+    this.listener?.onInvalidate?.(this, SmmuCache.TLB, -1, s);
     let n = this.tlb.invalidate(s);
     if (this.microTlbs.size > 0) for (const u of this.microTlbs.values()) n += u.invalidate(s);
     const wc = this.walkCache;
@@ -401,6 +460,7 @@ export class Smmu {
 
   /** Invalidate ATC entries of endpoint `sid` (CMD_ATC_INV). */
   invalidateAtc(sid: number, s: InvalScope): number {
+    this.listener?.onInvalidate?.(this, SmmuCache.ATC, sid, s);
     const atc = this.atcs.get(sid);
     return atc === undefined ? 0 : atc.invalidate(s);
   }
@@ -414,6 +474,9 @@ export class Smmu {
    */
   receiveBroadcast(a: TlbiArgs, who: IssuerRegime): void {
     if (!this.takesBroadcasts || this.dropBroadcasts) {
+      // Fault drop-dvm (MMU-700 erratum 2812531: the SMMU may miss broadcast invalidations; Linux
+      // clears FEAT_BTM for it): it acts when a broadcast the SMMU should take is dropped.
+      if (this.dropBroadcasts && this.faults !== null && this.takesBroadcasts) this.faults.fire(FaultHook.DROP_DVM);
       this.stats[SmmuStat.DVM_IGNORED]++;
       this.listener?.onBroadcast?.(this, a, who, false);
       return;
@@ -428,6 +491,8 @@ export class Smmu {
     if (!this.features.vmid16 && s.vmid > 0xff) {
       if (!this.knobs.narrowIdsMatchLowBits) { this.listener?.onBroadcast?.(this, a, who, false); return; }
       s.vmid &= 0xff;
+    } else if (s.vmid > 0xff && this.vmidTagMask() === 0xff) {
+      s.vmid &= 0xff; // fault vmid-truncate-8: the SMMU honours VMID[7:0] only
     }
     if (!this.features.asid16 && s.asid > 0xff) {
       if (!this.knobs.narrowIdsMatchLowBits) { this.listener?.onBroadcast?.(this, a, who, false); return; }
@@ -449,6 +514,16 @@ export class Smmu {
   receiveDvmSync(): void {
     this.stats[SmmuStat.DVM_SYNC]++;
     this.listener?.onDvmSync?.(this);
+  }
+
+  /**
+   * VMID bits the SMMU honours: 16 with IDR0.VMID16, else 8. Fault vmid-truncate-8 (FreeBSD
+   * review D55860: 16-bit VMIDs silently truncated to 8) makes an SMMU that advertises VMID16 tag
+   * entries and match invalidations on VMID[7:0] only, so domains 0x001 and 0x101 alias.
+   */
+  vmidTagMask(): number {
+    if (!this.features.vmid16) return 0xff;
+    return this.faults !== null && this.faults.has(FaultHook.VMID_TRUNCATE_8) ? 0xff : 0xffff;
   }
 
   /** CR0.VMW: low VMID bits ignored by invalidations (commands and broadcasts), if IDR0.VMW. */
@@ -511,7 +586,10 @@ export class Smmu {
     // StreamWorld: forced to NS-EL1 when stage 2 is enabled; else STRW (§5.2 STRW).
     if (!s2 && ste.STRW === STRW.EL2 && this.features.hyp) c.world = this.e2h ? World.NS_EL2_E2H : World.NS_EL2;
     // S2VMID tags NS-EL1 entries whenever S2 is implemented, even for stage-1-only STEs (§3.17).
-    if (c.world === World.NS_EL1 && this.features.s2p) c.vmid = this.features.vmid16 ? ste.S2VMID & 0xffff : ste.S2VMID & 0xff;
+    if (c.world === World.NS_EL1 && this.features.s2p) {
+      c.vmid = ste.S2VMID & this.vmidTagMask();
+      if (c.vmid !== (ste.S2VMID & 0xffff) && this.features.vmid16) this.faults?.fire(FaultHook.VMID_TRUNCATE_8);
+    }
     if (s2) {
       c.s2 = this.memory.tableAt(ste.S2TTB) ?? null;
       if (c.s2 === null) return c;
@@ -589,7 +667,10 @@ export class Smmu {
       this.stats[SmmuStat.HITS]++;
       this.lastSlot = slot; this.lastCache = SmmuCache.TLB;
       this.listener?.onHit?.(this, cfg, SmmuCache.TLB, tlb, slot, page);
-      if (utlb !== null) this.copyInto(utlb, tlb, slot);
+      if (utlb !== null) {
+        const u = this.copyInto(utlb, tlb, slot);
+        this.listener?.onCopy?.(this, SmmuCache.MICRO_TLB, utlb, u, tlb, slot);
+      }
       return this.afterHit(cfg, sid, tlb, slot, page);
     }
     this.stats[SmmuStat.MISSES]++;
@@ -643,7 +724,11 @@ export class Smmu {
     }
     this.lastWalk = accesses;
     this.stats[SmmuStat.WALK_ACCESSES] += accesses;
-    if (out < 0) { this.stats[SmmuStat.FAULTS]++; return XlateFault.TRANSLATION; }
+    if (out < 0) {
+      this.stats[SmmuStat.FAULTS]++;
+      this.listener?.onFault?.(this, cfg, page);
+      return XlateFault.TRANSLATION;
+    }
     const span = 2 ** sizeLog2;
     e.world = cfg.world; e.vmid = cfg.vmid; e.asid = cfg.stage === Stage.S2 ? -1 : cfg.asid;
     e.global = false; e.aset = cfg.aset; e.stage = cfg.stage;
@@ -652,7 +737,10 @@ export class Smmu {
     const slot = this.tlb.fill(e);
     this.lastSlot = slot; this.lastCache = SmmuCache.TLB;
     this.listener?.onFill?.(this, cfg, SmmuCache.TLB, this.tlb, slot);
-    if (utlb !== null) utlb.fill(e);
+    if (utlb !== null) {
+      const u = utlb.fill(e);
+      this.listener?.onCopy?.(this, SmmuCache.MICRO_TLB, utlb, u, this.tlb, slot);
+    }
     if (cfg.ats && this.params.atcEntries > 0) this.fillAtc(sid, cfg, this.tlb, slot);
     return out;
   }
@@ -702,13 +790,13 @@ export class Smmu {
     return full - (hit + 1);
   }
 
-  private copyInto(dst: Tlb, src: Tlb, slot: number): void {
+  private copyInto(dst: Tlb, src: Tlb, slot: number): number {
     const e = this.fillEntry;
     e.world = src.world[slot]; e.vmid = src.vmid[slot]; e.asid = src.asid[slot]; e.global = src.global[slot] === 1;
     e.aset = src.aset[slot]; e.stage = src.stage[slot]; e.page = src.page[slot]; e.sizeLog2 = src.sizeLog2[slot];
     e.granuleLog2 = src.granuleLog2[slot]; e.level = src.level[slot]; e.leaf = src.leaf[slot];
     e.out = src.out[slot]; e.ctx = src.ctx[slot];
-    dst.fill(e);
+    return dst.fill(e);
   }
 
   /** ATS: the endpoint caches the translation (keyed by SSID, untranslated address). */
@@ -719,7 +807,8 @@ export class Smmu {
     e.global = false; e.aset = 0; e.stage = Stage.S1;
     e.page = src.page[slot]; e.sizeLog2 = src.sizeLog2[slot]; e.granuleLog2 = src.granuleLog2[slot];
     e.level = src.level[slot]; e.leaf = 1; e.out = src.out[slot]; e.ctx = src.ctx[slot];
-    atc.fill(e);
+    const a = atc.fill(e);
+    this.listener?.onCopy?.(this, SmmuCache.ATC, atc, a, src, slot);
   }
 
   microTlbFor(sid: number): Tlb {

@@ -212,8 +212,11 @@ export class ArmSmmuCmdq {
     const total = n + (sync ? 1 : 0);
     if (total > this.qsize) throw new RangeError(`command list of ${total} exceeds the queue (${this.qsize})`);
     // queue_has_space / poll_until_not_full: the model drains on every PROD write, so the queue
-    // can only stay full while a command error blocks it.
+    // can only stay full while a command error blocks it — or while consumption is deferred
+    // (fault skip-sync), where the SMMU makes progress while the driver polls.
     for (let guard = 0; smmu.cmdqSpace() < total; guard++) {
+      smmu.consume();
+      if (smmu.cmdqSpace() >= total) break;
       if (!this.handleGerror() || guard > this.qsize) throw new Error('CMDQ timeout: queue stuck');
     }
     if (sync) this.buildSyncCmd(cmds, n * CMDQ_ENT_WORDS, (smmu.cmdqProd + n) & ((2 << smmu.cmdqLog2Size) - 1));

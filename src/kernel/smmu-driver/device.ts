@@ -16,6 +16,7 @@
 import { CR0, CR2, IDR0, IDR1, IDR3, IDR5, REG, getField, setField } from '../../arch/registers.js';
 import type { PageTable } from '../../hw/memory.js';
 import type { Smmu } from '../../hw/smmu/smmu.js';
+import type { FaultHooks } from '../../hw/fault-hooks.js';
 import { OP } from '../../arch/commands.js';
 import { ArmSmmuCmdq, resetCmdqEnt, type CmdqConfig } from './cmdq-batch.js';
 import {
@@ -117,6 +118,8 @@ export class ArmSmmuDevice {
   readonly stats = new Float64Array(N_DEV_STATS);
   /** CR2 value the last reset wrote. */
   cr2Written = 0;
+  /** Fault-injection hooks (src/hw/fault-hooks.ts); null in normal runs. */
+  faults: FaultHooks | null = null;
   private lastCdKey: number;
   private readonly opts: ArmSmmuDeviceOptions;
 

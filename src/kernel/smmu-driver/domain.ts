@@ -17,6 +17,7 @@ import { resetCmdqEnt } from './cmdq-batch.js';
 import type { ArmSmmuDevice } from './device.js';
 import { FEAT, OPT } from './features.js';
 import { DriverError } from './ids.js';
+import { FaultHook } from '../../hw/fault-hooks.js';
 import { atcInvMaster, tlbInvAsid, tlbInvContext } from './invalidate.js';
 
 /** `ARM_SMMU_DOMAIN_S1` / `ARM_SMMU_DOMAIN_S2` (the stage selects the invalidation commands). */
@@ -230,10 +231,15 @@ export function makeS1Cd(domain: ArmSmmuDomain): Cd {
 
 /** `arm_smmu_make_cdtable_ste` */
 export function makeCdTableSte(dev: ArmSmmuDevice, master: ArmSmmuMaster, s1dss: number, ats: boolean): Ste {
+  // Fault vhe-strw-el1: on a VHE host the driver must use StreamWorld EL2 (CR2.E2H=1) so that
+  // the host's EL2&0 broadcasts — and its own CMD_TLBI_EL2_* — match the SVA entries (arch.md
+  // §3.3 "SVA with VHE host"; the v7 patch's `!vhe || IDR0.HYP` condition). With STRW=EL1 the
+  // entries are tagged NS-EL1 and every invalidation of the mm misses them.
+  const el2 = dev.has(FEAT.E2H) && !(dev.faults !== null && dev.faults.fire(FaultHook.VHE_STRW_EL1));
   return newSte({
     V: true, Config: STE_CONFIG.S1_TRANS, S1ContextPtr: master.cdKey, S1CDMax: master.ssidBits,
     S1DSS: master.ssidBits > 0 ? s1dss : 0,
-    STRW: dev.has(FEAT.E2H) ? STRW.EL2 : STRW.EL1,
+    STRW: el2 ? STRW.EL2 : STRW.EL1,
     EATS: ats ? EATS.TRANS : EATS.ABT, S2VMID: 0,
   });
 }
@@ -573,7 +579,9 @@ export function freeDomain(dev: ArmSmmuDevice, d: ArmSmmuDomain): void {
       dev.driver.asidXa.erase(d.asid);
       break;
     case 's2':
-      tlbInvContext(dev, d);
+      // Fault vmid-reuse-no-inval: the VMID goes back to the IDA without CMD_TLBI_S12_VMALL, so
+      // the next domain given the VMID hits this one's entries (cross-VM aliasing).
+      if (!(dev.faults !== null && dev.faults.fire(FaultHook.VMID_REUSE_NO_INVAL))) tlbInvContext(dev, d);
       if (d.vmid !== 0) dev.vmidProvider.free(d, d.vmid);
       break;
     case 'nested':

@@ -19,6 +19,7 @@ import { ATC_INV_SIZE_ALL, CMDQ_TLBI_RANGE_NUM_MAX, resetCmdqEnt, type CmdqEnt }
 import type { ArmSmmuDevice } from './device.js';
 import type { ArmSmmuDomain, ArmSmmuMaster } from './domain.js';
 import { FEAT } from './features.js';
+import { FaultHook } from '../../hw/fault-hooks.js';
 
 const TWO32 = 4294967296;
 const INVAL_GRAIN_SHIFT = 12;
@@ -182,6 +183,9 @@ export function atcInvToCmd(e: CmdqEnt, ssid: number, iova: number, size: number
 export function atcInvDomain(dev: ArmSmmuDevice, domain: ArmSmmuDomain, iova: number, size: number): void {
   if (!dev.has(FEAT.ATS)) return;
   if (domain.nrAtsMasters === 0) return;
+  // Fault no-atc-inv: broadcasts never reach an ATC (arch.md §1.5 CMD_ATC_INV); a driver that
+  // forgets CMD_ATC_INV leaves the endpoint translating with the old entry.
+  if (dev.faults !== null && dev.faults.fire(FaultHook.NO_ATC_INV)) return;
   const q = dev.cmdq;
   const b = q.batchInit(q.batch);
   const e = q.ent;
@@ -199,6 +203,7 @@ export function atcInvDomain(dev: ArmSmmuDevice, domain: ArmSmmuDomain, iova: nu
 /** `arm_smmu_atc_inv_master(master, ssid)`: invalidate the whole ATC (for that SSID) + SYNC. */
 export function atcInvMaster(dev: ArmSmmuDevice, master: ArmSmmuMaster, ssid: number): void {
   if (!dev.has(FEAT.ATS)) return;
+  if (dev.faults !== null && dev.faults.fire(FaultHook.NO_ATC_INV)) return; // fault no-atc-inv (see atcInvDomain)
   const q = dev.cmdq;
   const b = q.batchInit(q.batch);
   const e = atcInvToCmd(q.ent, ssid, 0, 0);
