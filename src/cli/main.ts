@@ -5,8 +5,13 @@ import { registerExplain } from './explain.js';
 import { registerVectors } from './vectors.js';
 import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
+import { registerCheck } from './check.js';
 import { registerSchema } from './schema.js';
 import { registerBench } from './bench.js';
+import { registerReplay } from './replay.js';
+import { registerSweep } from './sweep.js';
+import { registerMerge } from './merge.js';
+import { registerServe } from './serve.js';
 
 const VERSION = '0.1.0';
 
@@ -17,11 +22,16 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerRun(program);
+  registerCheck(program);
+  registerSweep(program);
+  registerMerge(program);
   registerDemo(program);
   registerSchema(program);
   registerBench(program);
   registerExplain(program);
   registerVectors(program);
+  registerReplay(program);
+  registerServe(program);
   return program;
 }
 

@@ -1,12 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { runReportHtml } from '../report/html.js';
 import { comparisonTable } from '../report/table.js';
-import { policiesOf, runScenario } from '../sim/run.js';
+import { policiesOf, runScenario, type RunOutput } from '../sim/run.js';
+import { runScenarioWithTimelines, type Timeline } from '../sim/timeline.js';
 import { BUILTIN_SCENARIO_NAME, BUILTIN_SCENARIO_YAML } from '../workload/builtin.js';
 import { loadScenarioText } from '../workload/load.js';
 import { POLICY_NAMES, type PolicyName, type Scenario } from '../workload/schema.js';
 import { UserError } from './errors.js';
 import { readScenarioFile, ScenarioFileError } from './scenario-file.js';
+import { checkOutputOf, formatCheck } from '../oracle/check.js';
+import { parseFaultList, type FaultName } from '../oracle/faults.js';
+import { scenarioSource } from './scenario-source.js';
 
 export interface RunFlags {
   policy?: string;
@@ -14,6 +19,9 @@ export interface RunFlags {
   json?: boolean;
   out?: string;
   progress?: boolean;
+  html?: string;
+  check?: boolean;
+  inject?: string;
 }
 
 /** The scenario named on the command line, or the built-in one. */
@@ -54,8 +62,16 @@ export function registerRun(program: Command): void {
     .option('--seed <n>', 'override the scenario seed')
     .option('--json', 'print the results as JSON instead of a table')
     .option('--out <file>', 'also write the JSON results to this file')
+    .option('--html <file>', 'also write a self-contained HTML report (charts, tables, the scenario) to this file')
+    .option('--check', 'also run the coherence and isolation oracle (see `btmsim check`); exit 1 on violations')
+    .option('--inject <faults>', 'with --check: inject these faults (see `btmsim check --list-faults`)')
     .option('--no-progress', 'no progress on stderr')
     .action((file: string | undefined, flags: RunFlags) => {
+      let faults: FaultName[] = [];
+      if (flags.inject !== undefined) {
+        try { faults = parseFaultList(flags.inject); } catch (e) { throw new UserError(`--inject: ${(e as Error).message}`); }
+        if (flags.check !== true) throw new UserError('--inject needs --check (or use `btmsim check --inject …`)');
+      }
       const sc = scenarioFromArg(file);
       const seed = parseSeed(flags.seed);
       if (seed !== undefined) sc.seed = seed;
@@ -63,16 +79,27 @@ export function registerRun(program: Command): void {
       const showProgress = flags.progress !== false && process.stderr.isTTY === true;
       const t0 = Date.now();
       let last = 0;
-      const out = runScenario(sc, policies, {
-        onProgress: showProgress
-          ? (p, f) => {
-            const now = Date.now();
-            if (now - last < 200 || now - t0 < 500) return;
-            last = now;
-            process.stderr.write(`\r${p}: ${(f * 100).toFixed(0).padStart(3)}%   `);
-          }
-          : undefined,
-      });
+      const onProgress = showProgress
+        ? (p: PolicyName, f: number): void => {
+          const now = Date.now();
+          if (now - last < 200 || now - t0 < 500) return;
+          last = now;
+          process.stderr.write(`\r${p}: ${(f * 100).toFixed(0).padStart(3)}%   `);
+        }
+        : undefined;
+      let out: RunOutput;
+      let timelines: Timeline[] | undefined;
+      if (flags.check === true) {
+        // The oracle watches every run (no timelines for --html then).
+        out = runScenario(sc, policies, { onProgress, check: { faults, ...(file !== undefined ? { scenarioRef: file } : {}) } });
+      } else if (flags.html !== undefined) {
+        // Same runs and metrics, with VMID/rollover time series for the report's charts.
+        const r = runScenarioWithTimelines(sc, policies, onProgress ? { onProgress } : {});
+        out = r.output;
+        timelines = r.timelines;
+      } else {
+        out = runScenario(sc, policies, { onProgress });
+      }
       if (showProgress && Date.now() - t0 >= 500) process.stderr.write('\r' + ' '.repeat(40) + '\r');
       const json = JSON.stringify(out, null, 2) + '\n';
       if (flags.out !== undefined) {
@@ -80,6 +107,21 @@ export function registerRun(program: Command): void {
           throw new UserError(`--out: cannot write ${flags.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
         }
       }
+      if (flags.html !== undefined) {
+        const src = scenarioSource(file);
+        const html = runReportHtml({
+          output: out, timelines, scenarioText: src.text, scenarioSource: src.source, description: sc.description,
+          ...(seed !== undefined ? { seedOverride: seed } : {}),
+        });
+        try { writeFileSync(flags.html, html); } catch (e) {
+          throw new UserError(`--html: cannot write ${flags.html}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
       process.stdout.write(flags.json === true ? json : comparisonTable(out));
+      if (flags.check === true) {
+        const verdict = checkOutputOf(out, faults);
+        if (flags.json !== true) process.stdout.write('\n' + formatCheck(verdict));
+        if (!verdict.clean) process.exitCode = 1;
+      }
     });
 }
