@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { runReportHtml } from '../report/html.js';
 import { comparisonTable } from '../report/table.js';
-import { policiesOf, runScenario, type RunOutput } from '../sim/run.js';
-import { runScenarioWithTimelines, type Timeline } from '../sim/timeline.js';
+import { policiesOf, runScenario } from '../sim/run.js';
+import type { Timeline } from '../sim/timeline.js';
 import { BUILTIN_SCENARIO_NAME, BUILTIN_SCENARIO_YAML } from '../workload/builtin.js';
 import { loadScenarioText } from '../workload/load.js';
 import { POLICY_NAMES, type PolicyName, type Scenario } from '../workload/schema.js';
@@ -22,6 +23,20 @@ export interface RunFlags {
   html?: string;
   check?: boolean;
   inject?: string;
+  record?: string;
+}
+
+/**
+ * Where `--record` writes each policy's trace: the path itself with one policy, else
+ * `<name>.<policy><ext>` beside it (one replayable trace per run).
+ */
+export function recordPaths(path: string, policies: readonly PolicyName[]): Map<PolicyName, string> {
+  const m = new Map<PolicyName, string>();
+  if (policies.length === 1) { m.set(policies[0], path); return m; }
+  const ext = extname(path);
+  const stem = basename(path, ext);
+  for (const p of policies) m.set(p, join(dirname(path), `${stem}.${p}${ext}`));
+  return m;
 }
 
 /** The scenario named on the command line, or the built-in one. */
@@ -65,6 +80,7 @@ export function registerRun(program: Command): void {
     .option('--html <file>', 'also write a self-contained HTML report (charts, tables, the scenario) to this file')
     .option('--check', 'also run the coherence and isolation oracle (see `btmsim check`); exit 1 on violations')
     .option('--inject <faults>', 'with --check: inject these faults (see `btmsim check --list-faults`)')
+    .option('--record <file>', 'record each run as a btmsim JSONL trace for `btmsim replay` (several policies: <file>.<policy>.jsonl)')
     .option('--no-progress', 'no progress on stderr')
     .action((file: string | undefined, flags: RunFlags) => {
       let faults: FaultName[] = [];
@@ -87,18 +103,41 @@ export function registerRun(program: Command): void {
           process.stderr.write(`\r${p}: ${(f * 100).toFixed(0).padStart(3)}%   `);
         }
         : undefined;
-      let out: RunOutput;
-      let timelines: Timeline[] | undefined;
-      if (flags.check === true) {
-        // The oracle watches every run (no timelines for --html then).
-        out = runScenario(sc, policies, { onProgress, check: { faults, ...(file !== undefined ? { scenarioRef: file } : {}) } });
-      } else if (flags.html !== undefined) {
-        // Same runs and metrics, with VMID/rollover time series for the report's charts.
-        const r = runScenarioWithTimelines(sc, policies, onProgress ? { onProgress } : {});
-        out = r.output;
-        timelines = r.timelines;
-      } else {
-        out = runScenario(sc, policies, { onProgress });
+      // Recording: one file per policy, written line by line as the run goes (constant memory).
+      const paths = flags.record !== undefined ? recordPaths(flags.record, policies) : null;
+      const fds: number[] = [];
+      const flushes: (() => void)[] = [];
+      const open = (p: PolicyName): ((line: string) => void) => {
+        const path = paths!.get(p)!;
+        let fd: number;
+        try { fd = openSync(path, 'w'); } catch (e) {
+          throw new UserError(`--record: cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+        fds.push(fd);
+        // Lines are batched into ~1 MiB writes: one syscall per line would dominate the run.
+        let buf: string[] = [];
+        let size = 0;
+        const flush = (): void => { if (buf.length > 0) { writeSync(fd, buf.join('')); buf = []; size = 0; } };
+        flushes.push(flush);
+        return (line) => {
+          buf.push(line, '\n');
+          size += line.length + 1;
+          if (size >= 1 << 20) flush();
+        };
+      };
+      // The report's charts need VMID/rollover time series: sample them when --html is asked.
+      const timelines: Timeline[] | undefined = flags.html !== undefined ? [] : undefined;
+      let out;
+      try {
+        out = runScenario(sc, policies, {
+          ...(onProgress !== undefined ? { onProgress } : {}),
+          ...(flags.check === true ? { check: { faults, ...(file !== undefined ? { scenarioRef: file } : {}) } } : {}),
+          ...(paths !== null ? { record: open } : {}),
+          ...(timelines !== undefined ? { timelines: { samples: 100, out: timelines } } : {}),
+        });
+      } finally {
+        for (const f of flushes) f();
+        for (const fd of fds) closeSync(fd);
       }
       if (showProgress && Date.now() - t0 >= 500) process.stderr.write('\r' + ' '.repeat(40) + '\r');
       const json = JSON.stringify(out, null, 2) + '\n';

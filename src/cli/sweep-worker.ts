@@ -10,7 +10,7 @@
  * They are read here only.
  */
 import { parentPort } from 'node:worker_threads';
-import { runPolicyWithTimeline } from '../sim/timeline.js';
+import { runPolicyWithTimeline } from '../sim/run.js';
 import type { PolicyName, Scenario } from '../workload/schema.js';
 import type { WorkerReply } from './pool.js';
 

@@ -5,6 +5,8 @@ import { commandsByName, smmuTotals } from './metrics.js';
 import { Simulation, type RunOptions, type SimOptions } from './simulation.js';
 import { Oracle, type OracleResult } from '../oracle/oracle.js';
 import { faultHooksFor, type FaultName } from '../oracle/faults.js';
+import { TraceRecorder, type TraceSink } from '../workload/trace/recorder.js';
+import { runWithTimeline, type Timeline, type TimelineOptions } from './timeline.js';
 
 export const RESULT_VERSION = 1;
 
@@ -64,7 +66,14 @@ export function policiesOf(sc: Scenario, override?: PolicyName[]): PolicyName[] 
 /** Run every policy on the same workload and seed. */
 export function runScenario(
   sc: Scenario, policies: PolicyName[],
-  opts: { onProgress?: (policy: PolicyName, fraction: number) => void; check?: CheckRunOptions } = {},
+  opts: {
+    onProgress?: (policy: PolicyName, fraction: number) => void;
+    check?: CheckRunOptions;
+    /** Record each policy's run as a btmsim trace (docs/traces.md) into the sink this returns. */
+    record?: (policy: PolicyName) => TraceSink;
+    /** Sample a Timeline of each run (src/sim/timeline.ts) into this array, one per policy. */
+    timelines?: { samples: number; out: Timeline[] };
+  } = {},
 ): RunOutput {
   const results: PolicyResult[] = [];
   for (const p of policies) {
@@ -76,15 +85,54 @@ export function runScenario(
       if (hooks !== null) so.faults = hooks;
       so.attach = (s) => { oracle = Oracle.attach(s, { faults: check.faults ?? [], scenarioRef: check.scenarioRef }); };
     }
+    let rec: TraceRecorder | null = null;
+    if (opts.record !== undefined) {
+      const r = new TraceRecorder(opts.record(p));
+      rec = r;
+      so.onHardware = (s) => {
+        r.setClock(() => s.now);
+        r.start(s.hw, {
+          driver: { btm: s.policy.btm, vhe: sc.cpu.vhe }, cost: sc.cost, metrics: s.metrics, ctxs: s.ctxs,
+          info: { scenario: sc.name, policy: p, seed: sc.seed },
+        });
+      };
+    }
     const sim = new Simulation(sc, p, so);
     const ro: RunOptions = {};
     if (opts.onProgress) ro.onProgress = (f) => opts.onProgress!(p, f);
-    sim.run(ro);
+    if (opts.timelines !== undefined) {
+      const to: TimelineOptions = { samples: opts.timelines.samples };
+      if (ro.onProgress !== undefined) to.onProgress = ro.onProgress;
+      opts.timelines.out.push(runWithTimeline(sim, to));
+    } else {
+      sim.run(ro);
+    }
     const r: PolicyResult = { policy: p, metrics: collectMetrics(sim) };
+    rec?.end(sim.now, r.metrics);
     if (oracle !== null) r.oracle = (oracle as Oracle).result();
     results.push(r);
   }
   return { version: RESULT_VERSION, scenario: sc.name, seed: sc.seed, results };
+}
+
+/** One policy's run with its timeline (the metrics equal runScenario's for the same policy). */
+export function runPolicyWithTimeline(sc: Scenario, policy: PolicyName, opts: TimelineOptions = {}): { result: PolicyResult; timeline: Timeline } {
+  const sim = new Simulation(sc, policy);
+  const timeline = runWithTimeline(sim, opts);
+  return { result: { policy, metrics: collectMetrics(sim) }, timeline };
+}
+
+/** runScenario with a timeline per policy (100 samples unless told). */
+export function runScenarioWithTimelines(
+  sc: Scenario, policies: PolicyName[],
+  opts: { samples?: number; onProgress?: (policy: PolicyName, fraction: number) => void } = {},
+): { output: RunOutput; timelines: Timeline[] } {
+  const timelines: Timeline[] = [];
+  const output = runScenario(sc, policies, {
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    timelines: { samples: opts.samples ?? 100, out: timelines },
+  });
+  return { output, timelines };
 }
 
 export function collectMetrics(sim: Simulation): RunMetrics {

@@ -86,6 +86,21 @@ type Runnable = number;
 export interface RunOptions {
   /** Called now and then with the fraction done (0..1). */
   onProgress?: (fraction: number) => void;
+  /** Samples the state at boundaries of simulated time or event count (src/sim/timeline.ts). */
+  sampler?: RunSampler;
+}
+
+/**
+ * A sampler sees the state between events: before the first event that lies beyond its
+ * boundary is processed, `sample(boundary)` is called (repeatedly, while boundaries are passed)
+ * and returns the next boundary (Infinity: no more). One comparison per event when installed.
+ */
+export interface RunSampler {
+  /** The boundaries are event counts (events processed so far, sampled when it reaches one) instead of ns. */
+  byEvents: boolean;
+  /** First boundary. */
+  first: number;
+  sample(boundary: number): number;
 }
 
 export interface SimOptions {
@@ -96,6 +111,12 @@ export interface SimOptions {
    * devices, SVA binds): observers such as the oracle attach here.
    */
   attach?: (sim: Simulation) => void;
+  /**
+   * Called once the HwSystem, the Metrics and the policy exist and before anything uses them
+   * (no table, no driver probe, no DMA yet): a trace recorder (`run --record`) attaches here so
+   * that the trace starts from reset.
+   */
+  onHardware?: (sim: Simulation) => void;
 }
 
 /**
@@ -178,6 +199,7 @@ export class Simulation {
     for (let i = 0; i < sc.smmu.count; i++) smmuParams.push(smmuParamsFor(sc));
     this.hw = new HwSystem({ cpus: cpu.count, vhe: cpu.vhe, cpuTlb: cpu.tlb, smmus: smmuParams });
     this.metrics = new Metrics(this.ctxs);
+    opts.onHardware?.(this);
     for (const s of this.hw.smmus) s.listener = this.metrics;
     for (const pe of this.hw.pes) {
       const t = pe.tlb;
@@ -362,9 +384,16 @@ export class Simulation {
     const q = this.q;
     const progressEvery = 1 << 18;
     let nextProgress = progressEvery;
+    const sampler = opts.sampler ?? null;
+    let nextSample = sampler !== null ? sampler.first : Infinity;
     while (q.size > 0 && this.events < this.endEvents) {
       if (q.peekTime() > this.endNs) break;
       q.pop();
+      if (sampler !== null) {
+        // State now holds every event before this one: sample the boundaries it passes.
+        if (sampler.byEvents) { while (this.events >= nextSample) nextSample = sampler.sample(nextSample); }
+        else { while (q.poppedTime > nextSample) nextSample = sampler.sample(nextSample); }
+      }
       this.now = q.poppedTime;
       this.events++;
       const arg = q.poppedArg;

@@ -3,18 +3,12 @@
  * rollovers, devices left unattached, collateral invalidations and refills, sampled at regular
  * simulated times while the Simulation runs. Sampling only reads counters: the run, and its
  * metrics, are exactly those of `runScenario`.
- *
- * Hook: Simulation.run() has no per-time callback, so the sampler wraps the event queue's
- * `pop` on this one Simulation instance (the wrapper sees each event's time before it is
- * processed) and restores it afterwards. A `RunOptions.onSample` hook in simulation.ts would
- * replace the wrapper (see the sweep report in the hand-off notes).
+ * Sampling uses Simulation.run's sampler hook (RunOptions.sampler).
  */
 import { KvmVmidAllocator } from '../kernel/kvm/vmid.js';
 import { KvmLegacyVmidAllocator } from '../kernel/kvm/vmid-legacy.js';
 import { IdaVmidProvider } from '../kernel/smmu-driver/ids.js';
-import type { PolicyName, Scenario } from '../workload/schema.js';
-import { collectMetrics, RESULT_VERSION, type PolicyResult, type RunOutput } from './run.js';
-import { Simulation } from './simulation.js';
+import type { RunOptions, Simulation } from './simulation.js';
 
 export interface Timeline {
   /** Simulated time of each sample (ns); the first sample is at 0, after the VMs are built. */
@@ -112,73 +106,33 @@ export function runWithTimeline(sim: Simulation, opts: TimelineOptions = {}): Ti
   };
   sample(0);
   const d = sim.sc.duration;
-  const q = sim.q;
-  const proto = Object.getPrototypeOf(q) as { pop: () => boolean };
-  const pop = proto.pop;
+  const ro: RunOptions = opts.onProgress ? { onProgress: opts.onProgress } : {};
   let k = 1;
   if (samples > 0) {
     if ('ms' in d) {
-      // Boundary b = k·end/samples is sampled when the first event later than b is popped:
-      // the state then holds every event at or before b.
+      // Boundary k·end/samples is sampled when the first event later than it is reached: the
+      // state then holds every event at or before it.
       const endNs = d.ms * 1e6;
       const step = endNs / samples;
-      let next = step;
-      q.pop = function (): boolean {
-        const r = pop.call(q);
-        if (r) {
-          while (k <= samples && q.poppedTime > next) { sample(next); k++; next = k === samples ? endNs : k * step; }
-        }
-        return r;
+      ro.sampler = {
+        byEvents: false, first: step,
+        sample: (b) => { sample(b); k++; return k > samples ? Infinity : k === samples ? endNs : k * step; },
       };
-      try { sim.run(runOpts(opts)); } finally { delete (q as { pop?: unknown }).pop; }
+      sim.run(ro);
       while (k <= samples) { sample(k === samples ? endNs : k * step); k++; }
       return tl;
     }
     // Duration in events: boundaries every ceil(events / samples) events, at the time reached.
     const every = Math.max(1, Math.ceil(d.events / samples));
-    let popped = 0;
-    q.pop = function (): boolean {
-      const r = pop.call(q);
-      if (r) {
-        // `popped` events were processed before this one.
-        if (popped > 0 && popped % every === 0 && k <= samples) { sample(sim.now); k++; }
-        popped++;
-      }
-      return r;
+    ro.sampler = {
+      byEvents: true, first: every,
+      sample: (b) => { sample(sim.now); k++; return k > samples ? Infinity : b + every; },
     };
-    try { sim.run(runOpts(opts)); } finally { delete (q as { pop?: unknown }).pop; }
+    sim.run(ro);
     if (k <= samples) sample(sim.now);
     return tl;
   }
-  sim.run(runOpts(opts));
+  sim.run(ro);
   sample(sim.now);
   return tl;
-}
-
-function runOpts(opts: TimelineOptions): { onProgress?: (f: number) => void } {
-  return opts.onProgress ? { onProgress: opts.onProgress } : {};
-}
-
-/** One policy's run with its timeline (the metrics equal runScenario's for the same policy). */
-export function runPolicyWithTimeline(sc: Scenario, policy: PolicyName, opts: TimelineOptions = {}): { result: PolicyResult; timeline: Timeline } {
-  const sim = new Simulation(sc, policy);
-  const timeline = runWithTimeline(sim, opts);
-  return { result: { policy, metrics: collectMetrics(sim) }, timeline };
-}
-
-/** runScenario with a timeline per policy. */
-export function runScenarioWithTimelines(
-  sc: Scenario, policies: PolicyName[],
-  opts: { samples?: number; onProgress?: (policy: PolicyName, fraction: number) => void } = {},
-): { output: RunOutput; timelines: Timeline[] } {
-  const results: PolicyResult[] = [];
-  const timelines: Timeline[] = [];
-  for (const p of policies) {
-    const o: TimelineOptions = { samples: opts.samples ?? 100 };
-    if (opts.onProgress) o.onProgress = (f) => opts.onProgress!(p, f);
-    const r = runPolicyWithTimeline(sc, p, o);
-    results.push(r.result);
-    timelines.push(r.timeline);
-  }
-  return { output: { version: RESULT_VERSION, scenario: sc.name, seed: sc.seed, results }, timelines };
 }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { runReportHtml, sweepReportHtml } from '../../src/report/html.js';
 import { esc, lineChart, niceTicks } from '../../src/report/svg.js';
-import { runScenarioWithTimelines } from '../../src/sim/timeline.js';
+import { runScenarioWithTimelines } from '../../src/sim/run.js';
 import { parseVary } from '../../src/sweep/grid.js';
 import { definitionOf, latestRecords, rowsOf, type JobRecord } from '../../src/sweep/results.js';
-import { runPolicyWithTimeline } from '../../src/sim/timeline.js';
+import { runPolicyWithTimeline } from '../../src/sim/run.js';
 import { loadScenarioText } from '../../src/workload/load.js';
 import type { PolicyName, Scenario } from '../../src/workload/schema.js';
 

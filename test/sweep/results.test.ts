@@ -4,7 +4,7 @@ import {
   csvHeader, definitionOf, formatJson, latestRecords, METRIC_COLUMNS, rowsOf, sweepCsv, sweepJson, type JobRecord,
 } from '../../src/sweep/results.js';
 import { runScenario } from '../../src/sim/run.js';
-import { runPolicyWithTimeline } from '../../src/sim/timeline.js';
+import { runPolicyWithTimeline } from '../../src/sim/run.js';
 import { loadScenarioText } from '../../src/workload/load.js';
 import type { Scenario } from '../../src/workload/schema.js';
 

@@ -1,52 +1,15 @@
 /**
- * `btmsim run --record` → `btmsim replay`: a real Simulation is recorded with TraceRecorder
- * (attached right after it builds its HwSystem and Metrics, as the simulation will do), the
+ * `btmsim run --record` → `btmsim replay`: a real run is recorded through runScenario's `record`
+ * option (the recorder attaches right after the Simulation builds its HwSystem and Metrics), the
  * JSONL is replayed, and the replay reproduces every hardware and attribution metric of the run.
- * The hooks below stand in for the two lines the simulation will call; they change nothing else.
  */
-import { describe, expect, it, vi } from 'vitest';
-import type { HwSystem } from '../../src/hw/system.js';
-import type { ContextRegistry } from '../../src/sim/contexts.js';
-import type { Metrics } from '../../src/sim/metrics.js';
-
-type HwHook = (hw: HwSystem) => void;
-type MetricsHook = (m: Metrics, ctxs: ContextRegistry) => void;
-const hooks = vi.hoisted(() => ({ hw: null as HwHook | null, metrics: null as MetricsHook | null }));
-
-vi.mock('../../src/hw/system.js', async (orig) => {
-  const mod = await orig<typeof import('../../src/hw/system.js')>();
-  class HookedHwSystem extends mod.HwSystem {
-    constructor(...a: ConstructorParameters<typeof mod.HwSystem>) {
-      super(...a);
-      const h = hooks.hw;
-      hooks.hw = null;
-      h?.(this);
-    }
-  }
-  return { ...mod, HwSystem: HookedHwSystem };
-});
-vi.mock('../../src/sim/metrics.js', async (orig) => {
-  const mod = await orig<typeof import('../../src/sim/metrics.js')>();
-  class HookedMetrics extends mod.Metrics {
-    constructor(ctxs: ContextRegistry) {
-      super(ctxs);
-      const h = hooks.metrics;
-      hooks.metrics = null;
-      h?.(this, ctxs);
-    }
-  }
-  return { ...mod, Metrics: HookedMetrics };
-});
-
-const { Simulation } = await import('../../src/sim/simulation.js');
-const { collectMetrics } = await import('../../src/sim/run.js');
-const { policyConfig } = await import('../../src/policy/policies.js');
-const { loadScenarioText } = await import('../../src/workload/load.js');
-const { TraceRecorder } = await import('../../src/workload/trace/recorder.js');
-const { runLines } = await import('../../src/workload/trace/pipeline.js');
-const { comparableMetrics } = await import('../../src/workload/trace/replay.js');
-const { replayOutput } = await import('../../src/workload/trace/report.js');
-const { parseTraceLine, eventToJson } = await import('../../src/workload/trace/jsonl.js');
+import { describe, expect, it } from 'vitest';
+import { runScenario } from '../../src/sim/run.js';
+import { loadScenarioText } from '../../src/workload/load.js';
+import { runLines } from '../../src/workload/trace/pipeline.js';
+import { comparableMetrics } from '../../src/workload/trace/replay.js';
+import { replayOutput } from '../../src/workload/trace/report.js';
+import { parseTraceLine, eventToJson } from '../../src/workload/trace/jsonl.js';
 
 const SCENARIO = `
 seed: 7
@@ -69,24 +32,9 @@ workload:
 function record(policy: 'ptm' | 'btm-2020' | 'btm-kvm-pinned' | 'btm-s2aset') {
   const r = loadScenarioText(SCENARIO, 'roundtrip.yaml');
   if (!r.ok) throw new Error(r.issues.map((i) => i.message).join('; '));
-  const sc = r.scenario;
   const lines: string[] = [];
-  let sim: InstanceType<typeof Simulation> | null = null;
-  const rec = new TraceRecorder((l) => lines.push(l));
-  rec.setClock(() => sim?.now ?? 0);
-  let hw: HwSystem | null = null;
-  hooks.hw = (h) => { hw = h; };
-  hooks.metrics = (m, ctxs) => {
-    rec.start(hw!, {
-      driver: { btm: policyConfig(policy, sc).btm, vhe: sc.cpu.vhe }, cost: sc.cost, metrics: m, ctxs,
-      info: { scenario: sc.name, policy, seed: sc.seed },
-    });
-  };
-  sim = new Simulation(sc, policy);
-  sim.run();
-  const metrics = collectMetrics(sim);
-  rec.end(sim.now, metrics);
-  return { lines, metrics };
+  const out = runScenario(r.scenario, [policy], { record: () => (l) => lines.push(l) });
+  return { lines, metrics: out.results[0].metrics };
 }
 
 describe('TraceRecorder → replay of a real simulation', () => {
