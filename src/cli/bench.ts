@@ -8,6 +8,8 @@ import { benchSimulation } from '../bench/sim.js';
 import { benchTlb } from '../bench/tlb.js';
 import { Simulation } from '../sim/simulation.js';
 import { builtinScenario } from '../bench/sim.js';
+import { benchOracle } from '../oracle/bench.js';
+import { replayBench, S1_STRICT, sweepSpeedup } from './bench-more.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repo = resolve(here, '../..');
@@ -39,7 +41,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--quick', 'shorter runs')
     .option('--internal-rss <events>', '(internal) run N events and print the peak RSS in MiB')
-    .action((flags: { json?: boolean; quick?: boolean; internalRss?: string }) => {
+    .action(async (flags: { json?: boolean; quick?: boolean; internalRss?: string }) => {
       if (flags.internalRss !== undefined) {
         const sim = new Simulation({ ...builtinScenario(), duration: { events: Number(flags.internalRss) } }, 'btm-2020');
         sim.run();
@@ -52,9 +54,16 @@ export function registerBench(program: Command): void {
       log('C reference...');
       const c = cReference();
       log('end-to-end simulation...');
-      const sim = benchSimulation(flags.quick === true ? 500_000 : 3_000_000);
+      const quick = flags.quick === true;
+      const sim = benchSimulation(quick ? 500_000 : 3_000_000);
+      log('oracle on and off...');
+      const oracle = benchOracle(quick ? 300_000 : 2_000_000, 'btm-2020', quick ? 1 : 3);
+      log('trace replay (s1-strict, 2.1 M lines)...');
+      const replay = await replayBench(undefined, quick ? 1 : 2);
+      log('sweep with 1 and 2 workers...');
+      const sweep = sweepSpeedup(quick, quick ? 1 : 2);
       log('memory against run length...');
-      const lengths = flags.quick === true ? [1e5, 1e6] : [1e5, 1e6, 1e7];
+      const lengths = quick ? [1e5, 1e6] : [1e6, 1e7, 1e8];
       const rss = lengths.map((n) => ({ events: n, peakRssMiB: peakRss(n) }));
       const result = {
         machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
@@ -65,6 +74,12 @@ export function registerBench(program: Command): void {
         invalidateVmidNs64k: Math.round(tlb.invalidateVmidNsLarge),
         eventsPerSec: Math.round(sim.eventsPerSec),
         dmaTranslationsPerSec: Math.round(sim.dmaPerSec),
+        eventsPerSecWithOracle: Math.round(oracle.eventsPerSecWithOracle),
+        oracleSlowdown: oracle.slowdown,
+        replayLinesPerSec: replay === null ? null : replay.linesPerSec,
+        replay,
+        sweepSpeedup2: sweep.speedup,
+        sweep,
         peakRssMiB: Math.max(...rss.map((r) => r.peakRssMiB)),
         rssByRunLength: rss,
       };
@@ -76,6 +91,9 @@ export function registerBench(program: Command): void {
           (c === null ? '  (no C compiler: no reference)' : `  = ${(result.tlbVsC! * 100).toFixed(0)}% of the C reference (${m(c)})`),
         `invalidate one VMID (4 entries):        ${result.invalidateVmidNs1k} ns in a 1K TLB, ${result.invalidateVmidNs64k} ns in a 64K TLB`,
         `end-to-end events (built-in workload):  ${m(result.eventsPerSec)} (${m(result.dmaTranslationsPerSec)} DMA translations)`,
+        `with the oracle:                        ${m(result.eventsPerSecWithOracle)} (${oracle.slowdown}x slower; same run measured ${m(oracle.eventsPerSec)} without)`,
+        `trace replay:                           ` + (replay === null ? `no trace at ${S1_STRICT}` : `${m(replay.linesPerSec)} lines (${replay.lines} lines in ${(replay.ms / 1000).toFixed(2)} s)`),
+        `sweep, 1 -> 2 workers:                  ${sweep.speedup}x (${sweep.jobs} jobs: ${sweep.seconds1} s -> ${sweep.seconds2} s${sweep.identical ? ', identical results' : ', RESULTS DIFFER'})`,
         `peak RSS by run length:                 ${rss.map((r) => `${r.events.toExponential(0)} events: ${r.peakRssMiB} MiB`).join(', ')}`,
       ].join('\n') + '\n');
     });
