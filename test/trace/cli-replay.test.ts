@@ -73,13 +73,13 @@ describe.runIf(existsSync(join(root, 'dist/cli/replay.js')) && existsSync(pilot)
     expect(j.delta.length).toBeGreaterThan(0);
   });
 
-  it('a malformed line: exit 2, one line "file:line: reason"; --skip-bad goes on and says how many', () => {
+  it('a malformed line: exit 2, one line "file:line:col: reason"; --skip-bad goes on and says how many', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'btmsim-replay-'));
     const f = join(tmp, 'bad.log');
     writeFileSync(f, '1@1.000001:smmu_reset_exit \n1@1.000002:smmuv3_cmdq_opcode SMMU_CMD_SYNC\n1@1.000003:smmuv3_cmdq_opcode <--- SMMU_CMD_SYNC\n');
     const r = cli('replay', f);
     expect(r.code).toBe(2);
-    expect(r.err.trim().split('\n')).toEqual([`btmsim: ${f}:2: smmuv3_cmdq_opcode: "SMMU_CMD_SYNC" does not match its format "<--- %s"`]);
+    expect(r.err.trim().split('\n')).toEqual([`btmsim: ${f}:2:31: smmuv3_cmdq_opcode: "SMMU_CMD_SYNC" does not match its format "<--- %s"`]);
     const s = cli('replay', f, '--stats', '--skip-bad', '--json');
     expect(s.code).toBe(0);
     expect(JSON.parse(s.out).badLines).toBe(1);

@@ -108,10 +108,13 @@ describe('btmsim JSONL traces', () => {
       try { runLines(lines); } catch (e) { if (e instanceof TraceError) return e; throw e; }
       throw new Error('no error');
     };
-    expect(bad(['', '{"e":"dma","smmu":0,"sid":1,"page":2}']).located('x.jsonl')).toMatch(/^x\.jsonl:2: the first line must be the header/);
-    expect(bad([HEADER, '{"e":"dma",']).located('x')).toMatch(/^x:2: not valid JSON/);
+    expect(bad(['', '{"e":"dma","smmu":0,"sid":1,"page":2}']).located('x.jsonl')).toMatch(/^x\.jsonl:2:2: the first line must be the header/);
+    expect(bad([HEADER, '{"e":"dma",']).located('x')).toMatch(/^x:2:\d+: not valid JSON/);
     expect(bad([HEADER, '{"e":"teleport"}']).reason).toMatch(/unknown event "teleport"/);
     expect(bad([HEADER, '{"e":"dma","smmu":0,"page":2}']).reason).toBe('dma: missing "sid"');
+    // The column points at the offending field.
+    expect(bad([HEADER, '{"e":"dma","smmu":0,"sid":"x","page":2}']).located('x')).toBe('x:2:21: dma: "sid" must be an integer, got "x"');
+    expect(bad([HEADER, '{"e":"dma", oops}']).located('x')).toMatch(/^x:2:13: not valid JSON/);
     expect(bad([HEADER, '{"e":"map","table":0,"page":1,"out":2,"size":5}']).reason).toMatch(/"size" must be 0/);
     expect(bad([HEADER, '{"e":"tlbi","cpu":0,"op":"TLBI ALL"}']).reason).toMatch(/unknown TLBI instruction/);
     expect(bad([HEADER, '{"e":"cmds","smmu":0,"w":["12"]}']).reason).toMatch(/w\[0\]: expected 32 hex digits/);
@@ -131,17 +134,17 @@ describe('btmsim JSONL traces', () => {
     expect(() => rd.push('{"e":"dma"}')).toThrow(TraceError);
   });
 
-  it('replayFile: a malformed line is a one-line UserError "file:line: reason"; --skip-bad counts it', async () => {
+  it('replayFile: a malformed line is a one-line UserError "file:line:col: reason"; --skip-bad counts it', async () => {
     const f = join(tmp, 'bad.jsonl');
     writeFileSync(f, [...HAND.slice(0, 3), '{"e":"map","table":0}', ...HAND.slice(3)].join('\n') + '\n');
-    await expect(replayFile(f, {})).rejects.toThrow(new UserError(`${f}:4: map: missing "page"`));
+    await expect(replayFile(f, {})).rejects.toThrow(new UserError(`${f}:4:1: map: missing "page"`));
     const warned: string[] = [];
     const r = await replayFile(f, { skipBad: true, warn: (s) => warned.push(s) });
     expect(r.badLines).toBe(1);
-    expect(warned).toEqual([`btmsim: skipped ${f}:4: map: missing "page"`]);
+    expect(warned).toEqual([`btmsim: skipped ${f}:4:1: map: missing "page"`]);
     const q = join(tmp, 'bad.log');
     writeFileSync(q, '1@1.0:smmu_reset_exit \n1@1.0:smmuv3_cmdq_opcode SMMU_CMD_SYNC\n');
-    await expect(replayFile(q, { stats: true })).rejects.toThrow(/bad\.log:2: smmuv3_cmdq_opcode: "SMMU_CMD_SYNC" does not match its format "<--- %s"/);
+    await expect(replayFile(q, { stats: true })).rejects.toThrow(/bad\.log:2:26: smmuv3_cmdq_opcode: "SMMU_CMD_SYNC" does not match its format "<--- %s"/);
   });
 
   it('replayFile --convert writes a JSONL trace that replays to the same metrics; format is detected', async () => {

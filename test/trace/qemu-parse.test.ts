@@ -172,7 +172,7 @@ describe('QEMU trace line parser', () => {
     try { for (const l of lines) r.push(l); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(TraceError);
     expect((err as TraceError).lineNo).toBe(3);
-    expect((err as TraceError).located('t.log')).toMatch(/^t\.log:3: smmuv3_range_inval: "vmid=zero asid=1 addr=0x1000" does not match its format /);
+    expect((err as TraceError).located('t.log')).toMatch(/^t\.log:3:\d+: smmuv3_range_inval: "vmid=zero asid=1 addr=0x1000" does not match its format /);
     const seen: number[] = [];
     const r2 = new QemuReader(() => {}, { skipBad: true, onBad: (e) => seen.push(e.lineNo) });
     for (const l of lines) r2.push(l);

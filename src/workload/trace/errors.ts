@@ -1,16 +1,18 @@
 /**
- * A malformed trace line: the 1-based line number and what is wrong with it. The CLI prints it
- * as `file:line: reason` (one line, exit code 2). No Node or DOM imports.
+ * A malformed trace line: the 1-based line number, the 1-based column where the problem is
+ * (0 when the whole line is at fault) and what is wrong. The CLI prints it as
+ * `file:line:col: reason` (one line, exit code 2). No Node or DOM imports.
  */
 export class TraceError extends Error {
-  constructor(readonly lineNo: number, readonly reason: string) {
-    super(lineNo > 0 ? `line ${lineNo}: ${reason}` : reason);
+  constructor(readonly lineNo: number, readonly reason: string, readonly col = 0) {
+    super(lineNo > 0 ? `line ${lineNo}${col > 0 ? `:${col}` : ''}: ${reason}` : reason);
     this.name = 'TraceError';
   }
 
-  /** `file:line: reason` */
+  /** `file:line:col: reason` (`file:line: reason` without a column). */
   located(file: string): string {
-    return this.lineNo > 0 ? `${file}:${this.lineNo}: ${this.reason}` : `${file}: ${this.reason}`;
+    if (this.lineNo <= 0) return `${file}: ${this.reason}`;
+    return `${file}:${this.lineNo}${this.col > 0 ? `:${this.col}` : ''}: ${this.reason}`;
   }
 }
 

@@ -149,13 +149,26 @@ function withT(o: Record<string, unknown>, t: number | undefined): Record<string
 
 type Obj = Record<string, unknown>;
 
+/** The line being parsed (for error columns). */
+let curLine = '';
+let curLineOffset = 0;
+
+/** 1-based column of `"key":` in the current line (the first occurrence), 1 if absent. */
+function colOfKey(key: string): number {
+  const m = new RegExp(`"${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\s*:`).exec(curLine);
+  return m === null ? 1 : curLineOffset + m.index + 1;
+}
+
 class V {
   constructor(readonly o: Obj, readonly lineNo: number, readonly what: string) {}
-  fail(msg: string): never { throw new TraceError(this.lineNo, `${this.what}: ${msg}`); }
+  /** Fail at field `k` (its column in the line) or at the line. */
+  fail(msg: string, k?: string): never {
+    throw new TraceError(this.lineNo, `${this.what}: ${msg}`, k === undefined ? 1 : colOfKey(k));
+  }
   int(k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.o[k];
-    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be an integer, got ${JSON.stringify(v)}`);
-    if (v < min || v > max) this.fail(`"${k}" = ${v} out of range ${min}..${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be an integer, got ${JSON.stringify(v)}`, k);
+    if (v < min || v > max) this.fail(`"${k}" = ${v} out of range ${min}..${max}`, k);
     return v;
   }
   optInt(k: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -163,24 +176,24 @@ class V {
   }
   num(k: string): number {
     const v = this.o[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be a number`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be a number`, k);
     return v;
   }
   bool(k: string, dflt?: boolean): boolean {
     const v = this.o[k];
     if (v === undefined && dflt !== undefined) return dflt;
-    if (typeof v !== 'boolean') this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be true or false`);
+    if (typeof v !== 'boolean') this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be true or false`, k);
     return v;
   }
   str(k: string, dflt?: string): string {
     const v = this.o[k];
     if (v === undefined && dflt !== undefined) return dflt;
-    if (typeof v !== 'string') this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be a string`);
+    if (typeof v !== 'string') this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be a string`, k);
     return v;
   }
   obj(k: string): Obj {
     const v = this.o[k];
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be an object`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(v === undefined ? `missing "${k}"` : `"${k}" must be an object`, k);
     return v as Obj;
   }
 }
@@ -191,7 +204,7 @@ const PAGE_MAX = 2 ** 52;
 function geometry(v: V, k: string): TlbGeometry {
   const g = new V(v.obj(k), v.lineNo, `${v.what} ${k}`);
   const policy = g.str('policy', 'lru');
-  if (policy !== 'lru' && policy !== 'rr' && policy !== 'random') g.fail(`"policy" must be lru, rr or random`);
+  if (policy !== 'lru' && policy !== 'rr' && policy !== 'random') g.fail(`"policy" must be lru, rr or random`, 'policy');
   const out: TlbGeometry = { entries: g.int('entries', 1, 2 ** 26), ways: g.int('ways', 1, 2 ** 26), policy: policy as TlbGeometry['policy'] };
   if (g.o.seed !== undefined) out.seed = g.int('seed', 0, M32);
   return out;
@@ -199,14 +212,14 @@ function geometry(v: V, k: string): TlbGeometry {
 
 function parseHeader(v: V): HeaderEvent {
   const format = v.str('format');
-  if (format !== TRACE_FORMAT) v.fail(`"format" must be "${TRACE_FORMAT}", got "${format}"`);
+  if (format !== TRACE_FORMAT) v.fail(`"format" must be "${TRACE_FORMAT}", got "${format}"`, 'format');
   const version = v.int('version', 1, 1000);
-  if (version > TRACE_VERSION) v.fail(`version ${version} is newer than this btmsim reads (${TRACE_VERSION})`);
+  if (version > TRACE_VERSION) v.fail(`version ${version} is newer than this btmsim reads (${TRACE_VERSION})`, 'version');
   const sys = new V(v.obj('system'), v.lineNo, 'header system');
   const smmusRaw = sys.o.smmus;
-  if (!Array.isArray(smmusRaw) || smmusRaw.length === 0) sys.fail('"smmus" must be a non-empty array');
+  if (!Array.isArray(smmusRaw) || smmusRaw.length === 0) sys.fail('"smmus" must be a non-empty array', 'smmus');
   const smmus: SmmuDesc[] = (smmusRaw as unknown[]).map((x, i) => {
-    if (typeof x !== 'object' || x === null) sys.fail(`smmus[${i}] must be an object`);
+    if (typeof x !== 'object' || x === null) sys.fail(`smmus[${i}] must be an object`, 'smmus');
     const s = new V(x as Obj, v.lineNo, `header smmus[${i}]`);
     const d: SmmuDesc = {
       idr0: s.int('idr0', 0, M32), idr1: s.int('idr1', 0, M32), idr3: s.int('idr3', 0, M32), idr5: s.int('idr5', 0, M32),
@@ -235,9 +248,9 @@ function parseHeader(v: V): HeaderEvent {
 
 function parseCommands(v: V): Uint32Array {
   const raw = v.o.w;
-  if (!Array.isArray(raw) || raw.length === 0) v.fail('"w" must be a non-empty array of commands');
+  if (!Array.isArray(raw) || raw.length === 0) v.fail('"w" must be a non-empty array of commands', 'w');
   const list = raw as unknown[];
-  if (list.length > 256) v.fail(`${list.length} commands in one submission (at most 256: the queue size)`);
+  if (list.length > 256) v.fail(`${list.length} commands in one submission (at most 256: the queue size)`, 'w');
   const w = new Uint32Array(list.length * 4);
   list.forEach((c, i) => {
     let words: Uint32Array;
@@ -245,23 +258,23 @@ function parseCommands(v: V): Uint32Array {
       if (typeof c === 'string') words = fromHex32(c);
       else if (typeof c === 'object' && c !== null && !Array.isArray(c)) {
         const o = c as Obj;
-        if (typeof o.name !== 'string') v.fail(`w[${i}]: a named command needs "name"`);
+        if (typeof o.name !== 'string') v.fail(`w[${i}]: a named command needs "name"`, 'w');
         const fields: Record<string, FieldValue | undefined> = {};
         if (o.fields !== undefined) {
-          if (typeof o.fields !== 'object' || o.fields === null) v.fail(`w[${i}]: "fields" must be an object`);
+          if (typeof o.fields !== 'object' || o.fields === null) v.fail(`w[${i}]: "fields" must be an object`, 'fields');
           for (const [k, x] of Object.entries(o.fields as Obj)) {
             if (typeof x === 'number') fields[k] = x;
             else if (typeof x === 'string' && /^(0x[0-9a-f]+|\d+)$/i.test(x)) fields[k] = BigInt(x);
-            else v.fail(`w[${i}]: field ${k} must be a number or a "0x..." string`);
+            else v.fail(`w[${i}]: field ${k} must be a number or a "0x..." string`, k);
           }
         }
         words = encodeCommand({ name: o.name, fields });
       } else {
-        v.fail(`w[${i}] must be 32 hex digits, "dw0 dw1", or {"name": ..., "fields": {...}}`);
+        v.fail(`w[${i}] must be 32 hex digits, "dw0 dw1", or {"name": ..., "fields": {...}}`, 'w');
       }
     } catch (e) {
       if (e instanceof TraceError) throw e;
-      if (e instanceof CommandSyntaxError || e instanceof RangeError) v.fail(`w[${i}]: ${e.message}`);
+      if (e instanceof CommandSyntaxError || e instanceof RangeError) v.fail(`w[${i}]: ${e.message}`, 'w');
       throw e;
     }
     w.set(words, i * 4);
@@ -304,18 +317,22 @@ function regime(v: V): Regime {
 export function parseTraceLine(text: string, lineNo: number, expectHeader: boolean): TraceEvent | null {
   const s = text.trim();
   if (s.length === 0) return null;
+  curLine = s;
+  curLineOffset = text.indexOf(s[0]);
   let raw: unknown;
   try {
     raw = JSON.parse(s);
   } catch (e) {
-    throw new TraceError(lineNo, `not valid JSON (${(e as Error).message})`);
+    const msg = (e as Error).message;
+    const pos = /at position (\d+)/.exec(msg);
+    throw new TraceError(lineNo, `not valid JSON (${msg})`, pos === null ? 1 : curLineOffset + Number(pos[1]) + 1);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TraceError(lineNo, 'each line must be a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TraceError(lineNo, 'each line must be a JSON object', curLineOffset + 1);
   const o = raw as Obj;
   const kind = o.e;
-  if (typeof kind !== 'string') throw new TraceError(lineNo, 'missing event kind "e"');
-  if (expectHeader && kind !== 'header') throw new TraceError(lineNo, `the first line must be the header ({"e":"header","format":"${TRACE_FORMAT}","version":${TRACE_VERSION},...}), got "${kind}"`);
-  if (!expectHeader && kind === 'header') throw new TraceError(lineNo, 'a second header');
+  if (typeof kind !== 'string') throw new TraceError(lineNo, 'missing event kind "e"', colOfKey('e'));
+  if (expectHeader && kind !== 'header') throw new TraceError(lineNo, `the first line must be the header ({"e":"header","format":"${TRACE_FORMAT}","version":${TRACE_VERSION},...}), got "${kind}"`, colOfKey('e'));
+  if (!expectHeader && kind === 'header') throw new TraceError(lineNo, 'a second header', colOfKey('e'));
   const v = new V(o, lineNo, kind);
   let t: number | undefined;
   if (o.t !== undefined) t = v.num('t');
@@ -334,7 +351,7 @@ export function parseTraceLine(text: string, lineNo: number, expectHeader: boole
     case 'table': return { e: 'table', ...T, id: v.int('id'), ctx: v.int('ctx', -1), name: v.str('name', '') };
     case 'map': {
       const size = v.optInt('size', 0, 0, 18);
-      if (size !== 0 && size !== 9 && size !== 18) v.fail('"size" must be 0 (4 KiB), 9 (2 MiB) or 18 (1 GiB)');
+      if (size !== 0 && size !== 9 && size !== 18) v.fail('"size" must be 0 (4 KiB), 9 (2 MiB) or 18 (1 GiB)', 'size');
       return { e: 'map', ...T, table: v.int('table'), page: v.int('page', 0, PAGE_MAX), out: v.int('out', 0, PAGE_MAX), size };
     }
     case 'linear': return { e: 'linear', ...T, table: v.int('table'), start: v.int('start', 0, PAGE_MAX), count: v.int('count', 0, PAGE_MAX), out: v.int('out', 0, PAGE_MAX) };
@@ -344,7 +361,7 @@ export function parseTraceLine(text: string, lineNo: number, expectHeader: boole
     case 'dma': return { e: 'dma', ...T, smmu: v.int('smmu', 0, 255), sid: v.int('sid', 0, M32), ssid: v.optInt('ssid', 0, 0, 0xfffff), page: v.int('page', 0, PAGE_MAX) };
     case 'tlbi': {
       const op = v.str('op');
-      if (TLBI[op] === undefined) v.fail(`unknown TLBI instruction "${op}" (e.g. VMALLS12E1IS, IPAS2E1IS, VAE1IS)`);
+      if (TLBI[op] === undefined) v.fail(`unknown TLBI instruction "${op}" (e.g. VMALLS12E1IS, IPAS2E1IS, VAE1IS)`, 'op');
       return {
         e: 'tlbi', ...T, cpu: v.int('cpu', 0, 4095), op, ...regime(v), asid: v.optInt('asid', 0, 0, 0xffff),
         page: v.optInt('page', 0, 0, PAGE_MAX), pages: v.optInt('pages', 1, 0, PAGE_MAX), ttl: v.optInt('ttl', 0, 0, 3),
@@ -363,9 +380,9 @@ export function parseTraceLine(text: string, lineNo: number, expectHeader: boole
     case 'ctx': return { e: 'ctx', ...T, id: v.int('id'), kind: v.int('kind', 0, 255), vm: v.int('vm', -1), name: v.str('name', '') };
     case 'intent': {
       const source = v.str('source');
-      if (!(INTENT_SOURCES as readonly string[]).includes(source)) v.fail(`unknown source "${source}" (${INTENT_SOURCES.join(', ')})`);
+      if (!(INTENT_SOURCES as readonly string[]).includes(source)) v.fail(`unknown source "${source}" (${INTENT_SOURCES.join(', ')})`, 'source');
       const mode = v.str('mode', 'set');
-      if (mode !== 'set' && mode !== 'kvm-all') v.fail('"mode" must be "set" or "kvm-all"');
+      if (mode !== 'set' && mode !== 'kvm-all') v.fail('"mode" must be "set" or "kvm-all"', 'mode');
       return { e: 'intent', ...T, source, mode: mode as 'set' | 'kvm-all' };
     }
     case 'intend': return { e: 'intend', ...T, ctx: v.int('ctx', -1) };
@@ -384,7 +401,7 @@ export function parseTraceLine(text: string, lineNo: number, expectHeader: boole
       return ev;
     }
     default:
-      throw new TraceError(lineNo, `unknown event "${kind}" (known: ${EVENT_KINDS.join(', ')})`);
+      throw new TraceError(lineNo, `unknown event "${kind}" (known: ${EVENT_KINDS.join(', ')})`, colOfKey('e'));
   }
 }
 

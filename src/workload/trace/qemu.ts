@@ -392,7 +392,7 @@ export class QemuReader {
     const lineNo = ++this.lines;
     const r = splitQemuLine(text, lineNo, this.cur);
     if (r === null) return;
-    if (typeof r === 'string') { this.bad(new TraceError(lineNo, r)); return; }
+    if (typeof r === 'string') { this.bad(new TraceError(lineNo, r, 1)); return; }
     if (r.code < 0) {
       this.unknown.set(r.name, (this.unknown.get(r.name) ?? 0) + 1);
       this.handler(r, undefined);
@@ -405,7 +405,7 @@ export class QemuReader {
       re.lastIndex = r.restStart;
       m = re.exec(text);
     }
-    if (m === null) { this.bad(new TraceError(lineNo, formatMismatch(r.name, lineRest(r)))); return; }
+    if (m === null) { this.bad(new TraceError(lineNo, formatMismatch(r.name, lineRest(r)), r.restStart + 1)); return; }
     this.handler(r, m);
   }
 
