@@ -26,6 +26,13 @@ export class ContextRegistry {
   names: string[] = [];
   count = 0;
 
+  constructor() {
+    // kind and vm are replaced when the registry grows: stored twice here so V8 never treats
+    // them as constant fields (growing mid-run would deoptimise every function that read them).
+    this.kind = new Uint8Array(256);
+    this.vm = new Int32Array(256).fill(-1);
+  }
+
   add(kind: number, vm: number, name: string): number {
     if (this.count === this.kind.length) {
       const k = new Uint8Array(this.count * 2); k.set(this.kind); this.kind = k;

@@ -40,7 +40,11 @@ export class Metrics implements SmmuListener {
   private mark = new Uint8Array(256);
   private readonly marked: number[] = [];
 
-  constructor(private readonly ctxs: ContextRegistry) {}
+  constructor(private readonly ctxs: ContextRegistry) {
+    // Replaced when it grows: stored twice here so V8 never treats it as a constant field
+    // (growing it mid-run would then deoptimise every compiled function that read it).
+    this.mark = new Uint8Array(256);
+  }
 
   /** Start attributing removals to `source` with an (initially empty) intent set. */
   begin(source: number): void {

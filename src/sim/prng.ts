@@ -17,11 +17,22 @@ export class Prng {
       x = (x + 0x9e3779b9) | 0;
       this.s[i] = splitmix32(x);
     }
-    for (let i = 0; i < 12; i++) this.nextU32();
+    for (let i = 0; i < 12; i++) this.raw();
   }
 
   /** Next 32-bit unsigned integer. */
   nextU32(): number {
+    return this.raw() >>> 0;
+  }
+
+  /**
+   * Advance the state and return the 32-bit output as a signed int32: the one draw every other
+   * method transforms (next() === unitOf(raw()) for the same state). An int32 is never boxed,
+   * whereas a double (or an unsigned value >= 2^31) returned from a call that V8 did not inline
+   * costs an allocation: hot paths draw with raw() and transform with the leaf functions below,
+   * which are small enough to be always inlined.
+   */
+  raw(): number {
     const s = this.s;
     let a = s[0], b = s[1], c = s[2], d = s[3];
     const t = (((a + b) | 0) + d) | 0;
@@ -31,27 +42,27 @@ export class Prng {
     c = (c << 21) | (c >>> 11);
     c = (c + t) | 0;
     s[0] = a; s[1] = b; s[2] = c; s[3] = d;
-    return t >>> 0;
+    return t;
   }
 
   /** Uniform float in [0, 1). */
   next(): number {
-    return this.nextU32() / 4294967296;
+    return unitOf(this.raw());
   }
 
   /** Uniform integer in [0, n) for 1 <= n <= 2^32 (multiply-shift; bias < 2^-32 * n). */
   int(n: number): number {
-    return Math.floor(this.next() * n);
+    return Math.floor(unitOf(this.raw()) * n);
   }
 
   /** Exponentially distributed value with the given mean (for inter-arrival times). */
   exp(mean: number): number {
-    return -Math.log(1 - this.next()) * mean;
+    return expOfUnit(unitOf(this.raw()), mean);
   }
 
   /** true with probability p. */
   chance(p: number): boolean {
-    return this.next() < p;
+    return unitOf(this.raw()) < p;
   }
 
   snapshot(): Int32Array {
@@ -61,6 +72,21 @@ export class Prng {
   restore(state: Int32Array): void {
     this.s.set(state);
   }
+}
+
+const log = Math.log;
+
+/** The uniform float in [0, 1) of a raw draw (Prng.raw()): what Prng.next() returns. */
+export function unitOf(raw: number): number {
+  return (raw >>> 0) / 4294967296;
+}
+
+/**
+ * The exponential variate of mean `mean` for a uniform `u` in [0, 1): what Prng.exp(mean)
+ * returns when u = next(). (Kept to 27 bytes of bytecode, V8's always-inline size.)
+ */
+export function expOfUnit(u: number, mean: number): number {
+  return -log(1 - u) * mean;
 }
 
 export function splitmix32(x: number): number {

@@ -21,7 +21,7 @@ import type { PolicyName, Scenario } from '../workload/schema.js';
 import { ContextRegistry, CtxKind } from './contexts.js';
 import { EventQueue } from './event-queue.js';
 import { Metrics, Source } from './metrics.js';
-import { Prng } from './prng.js';
+import { Prng, expOfUnit, unitOf } from './prng.js';
 import { SmmuSide, type DeviceHandle } from './smmu-side.js';
 
 /** Event kinds. */
@@ -191,6 +191,10 @@ export class Simulation {
   private readonly endNs: number;
   private readonly endEvents: number;
   private readonly dmaMeanNs: number;
+  /** Working set of a device's DMA (pages, at most the VM's memory) and of an SVA process's, and the locality. */
+  private readonly dmaWsPages: number;
+  private readonly svaWsPages: number;
+  private readonly dmaLocality: number;
 
   constructor(readonly sc: Scenario, policyName: PolicyName, opts: SimOptions = {}) {
     this.policy = policyConfig(policyName, sc);
@@ -231,12 +235,17 @@ export class Simulation {
       this.cpuRng.push(new Prng(sc.seed, STREAM.CPU + c));
     }
     this.endNs = 'ms' in sc.duration ? sc.duration.ms * 1e6 : Infinity;
+    this.q.horizon = this.endNs;
     this.endEvents = 'events' in sc.duration ? sc.duration.events : Infinity;
     this.dmaMeanNs = 1000 / sc.workload.dma.ratePerUs;
+    this.dmaWsPages = Math.min(sc.workload.dma.workingSetPages, sc.workload.vmPages);
+    this.svaWsPages = sc.workload.dma.workingSetPages;
+    this.dmaLocality = sc.workload.dma.locality;
     this.drainQueued = new Uint8Array(this.hw.smmus.length);
     this.faults = opts.faults ?? null;
     if (this.faults !== null) this.wireFaults(this.faults);
     opts.attach?.(this);
+    this.initHandlers();
     this.build();
   }
 
@@ -382,70 +391,115 @@ export class Simulation {
 
   run(opts: RunOptions = {}): void {
     const q = this.q;
-    const progressEvery = 1 << 18;
-    let nextProgress = progressEvery;
     const sampler = opts.sampler ?? null;
-    let nextSample = sampler !== null ? sampler.first : Infinity;
-    while (q.size > 0 && this.events < this.endEvents) {
-      if (q.peekTime() > this.endNs) break;
-      q.pop();
-      if (sampler !== null) {
-        // State now holds every event before this one: sample the boundaries it passes.
-        if (sampler.byEvents) { while (this.events >= nextSample) nextSample = sampler.sample(nextSample); }
-        else { while (q.poppedTime > nextSample) nextSample = sampler.sample(nextSample); }
-      }
-      this.now = q.poppedTime;
-      this.events++;
-      const arg = q.poppedArg;
-      switch (q.poppedKind) {
-        case E.DMA: this.dma(arg); break;
-        case E.SCHED: this.sched(arg); break;
-        case E.KVM_UNMAP: this.kvmUnmap(arg, false); break;
-        case E.KVM_RANGE: this.kvmUnmap(arg, true); break;
-        case E.KVM_FLUSH_VM: this.kvmFlushVm(arg); break;
-        case E.DIRTY: this.dirtyPass(arg); break;
-        case E.GUEST_TLBI: this.guestTlbi(arg); break;
-        case E.VM_CHURN: this.churn(arg); break;
-        case E.SVA_MUNMAP: this.svaMunmap(arg); break;
-        case E.SVA_DMA: this.svaDma(arg); break;
-        case E.CMDQ_DRAIN: this.cmdqDrain(arg); break;
-        default: break;
-      }
-      if (opts.onProgress !== undefined && this.events >= nextProgress) {
-        nextProgress += progressEvery;
-        opts.onProgress(this.endNs !== Infinity ? this.now / this.endNs : this.events / this.endEvents);
+    const onProgress = opts.onProgress;
+    const endEvents = this.endEvents;
+    if (sampler === null && onProgress === undefined) {
+      // The common loop. The work is in next() and handle(), ordinary hot functions compiled
+      // once and reused by every later run: this loop starts each run in the interpreter until
+      // on-stack replacement, and must not touch a double there (each read would allocate).
+      while (this.events < endEvents && this.next()) this.handle();
+    } else {
+      let nextSample = sampler !== null ? sampler.first : Infinity;
+      let nextProgress = PROGRESS_EVERY;
+      while (this.events < endEvents && this.next()) {
+        if (sampler !== null) {
+          // State now holds every event before this one: sample the boundaries it passes.
+          if (sampler.byEvents) { while (this.events >= nextSample) nextSample = sampler.sample(nextSample); }
+          else { while (q.poppedTime > nextSample) nextSample = sampler.sample(nextSample); }
+        }
+        this.handle();
+        if (onProgress !== undefined && this.events >= nextProgress) {
+          nextProgress += PROGRESS_EVERY;
+          onProgress(this.endNs !== Infinity ? this.now / this.endNs : this.events / this.endEvents);
+        }
       }
     }
     this.metrics.end();
   }
 
+  /** Pop the next event, unless the run is over (no event left, or it lies beyond the end time). */
+  private next(): boolean {
+    return this.q.popDue();
+  }
+
+  /** Handle the event next() popped. */
+  private handle(): void {
+    const q = this.q;
+    this.now = q.poppedTime;
+    this.events++;
+    // DMA translations are nearly every event: dispatched here, the rest through dispatch().
+    if (q.poppedKind === E.DMA) this.dma(q.poppedArg);
+    else this.dispatch(q.poppedKind, q.poppedArg);
+  }
+
+  /**
+   * Handlers of the events other than E.DMA, by kind. Called through this table on purpose: a
+   * call site with this many targets is never inlined, so the compiler keeps its inlining budget
+   * (which, once spent, stops even the smallest callee from being inlined) for the DMA path of
+   * handle(), where a call left out of line would box the event's time (one allocation per
+   * event).
+   */
+  private readonly handlers: ((arg: number) => void)[] = [];
+
+  private initHandlers(): void {
+    const h = this.handlers;
+    const nop = (_arg: number): void => {};
+    for (let k = 0; k <= E.CMDQ_DRAIN; k++) h.push(nop);
+    h[E.DMA] = (a) => this.dma(a);
+    h[E.SCHED] = (a) => this.sched(a);
+    h[E.KVM_UNMAP] = (a) => this.kvmUnmap(a, false);
+    h[E.KVM_RANGE] = (a) => this.kvmUnmap(a, true);
+    h[E.KVM_FLUSH_VM] = (a) => this.kvmFlushVm(a);
+    h[E.DIRTY] = (a) => this.dirtyPass(a);
+    h[E.GUEST_TLBI] = (a) => this.guestTlbi(a);
+    h[E.VM_CHURN] = (a) => this.churn(a);
+    h[E.SVA_MUNMAP] = (a) => this.svaMunmap(a);
+    h[E.SVA_DMA] = (a) => this.svaDma(a);
+    h[E.CMDQ_DRAIN] = (a) => this.cmdqDrain(a);
+  }
+
+  private dispatch(kind: number, arg: number): void {
+    if (kind > 0 && kind < this.handlers.length) this.handlers[kind](arg);
+  }
+
   // ------------------------------------------------------------------ DMA
+
+  // The DMA paths are nearly every event. Their random draws go through Prng.raw() and the leaf
+  // transforms (see prng.ts), and the next event's time through q.at: no double crosses a call
+  // that the compiler might not inline, so nothing is boxed whatever it decides. The draws and
+  // their order are those of rng.chance(), rng.int() and rng.exp().
 
   private dma(i: number): void {
     const d = this.devices[i];
     if (!d.active) { d.scheduled = false; return; }
-    const ws = this.sc.workload.dma;
-    const wsPages = Math.min(ws.workingSetPages, this.sc.workload.vmPages);
+    const rng = d.rng;
+    const wsPages = this.dmaWsPages;
     // Next page: sequential with probability `locality`, else uniform in the working set.
     let p = d.cursor + 1;
-    if (p >= d.base + wsPages || !d.rng.chance(ws.locality)) p = d.base + d.rng.int(wsPages);
+    if (p >= d.base + wsPages || !(unitOf(rng.raw()) < this.dmaLocality)) p = d.base + Math.floor(unitOf(rng.raw()) * wsPages);
     d.cursor = p;
     this.dmaEvents++;
     const out = this.smmuSide.translate(d.handle!, p);
     if (out < 0) this.counters.dmaFaults++;
-    this.q.push(this.now + d.rng.exp(this.dmaMeanNs), E.DMA, i);
+    const q = this.q;
+    q.at[0] = this.now + expOfUnit(unitOf(rng.raw()), this.dmaMeanNs);
+    q.pushAt(E.DMA, i);
   }
 
   private svaDma(i: number): void {
     const s = this.sva[i];
-    const ws = this.sc.workload.dma;
+    const rng = s.rng;
+    const wsPages = this.svaWsPages;
     let p = s.cursor + 1;
-    if (p >= s.base + ws.workingSetPages || !s.rng.chance(ws.locality)) p = s.base + s.rng.int(ws.workingSetPages);
+    if (p >= s.base + wsPages || !(unitOf(rng.raw()) < this.dmaLocality)) p = s.base + Math.floor(unitOf(rng.raw()) * wsPages);
     s.cursor = p;
     this.dmaEvents++;
     const out = this.smmuSide.translate(s.handle!, p);
     if (out < 0) this.counters.dmaFaults++;
-    this.q.push(this.now + s.rng.exp(this.dmaMeanNs), E.SVA_DMA, i);
+    const q = this.q;
+    q.at[0] = this.now + expOfUnit(unitOf(rng.raw()), this.dmaMeanNs);
+    q.pushAt(E.SVA_DMA, i);
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -707,6 +761,8 @@ export class Simulation {
 }
 
 const NONE = -0x7fffffff;
+/** Events between progress reports. */
+const PROGRESS_EVERY = 1 << 18;
 const LOCAL_VMALLE1 = newTlbiArgs(TLBI.VMALLE1);
 const GUEST_VAE1 = newTlbiArgs(TLBI.VAE1);
 
