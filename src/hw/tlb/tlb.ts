@@ -188,6 +188,8 @@ export class Tlb implements TlbLike {
   private nSizes = 0;
 
   private count = 0;
+  /** Valid entries whose span reaches page 2^32 (see probe()). */
+  private farEntries = 0;
   private tick = 0;
   private rrCounter = 0;
   private readonly policy: number;
@@ -273,9 +275,10 @@ export class Tlb implements TlbLike {
     const checkAsid = !ipa && (world & ASID_TAGGED_WORLDS) !== 0;
     const wantAsid = (asid | 0) === asid && asid >= -1 && asid < TAG_LIMIT ? asid : AKEY_NONE;
     const wantAset = (aset & 0xff) === aset ? AKEY_GLOBAL - aset : AKEY_NONE;
-    return this.ways <= 32
-      ? this.probe(want, checkAsid, wantAsid, wantAset, page)
-      : this.probeWide(want, checkAsid, wantAsid, wantAset, page);
+    if (this.ways > 32) return this.probeWide(want, checkAsid, wantAsid, wantAset, page);
+    return this.farEntries === 0 && (page >>> 0) === page
+      ? this.probeExact(want, checkAsid, wantAsid, wantAset, page)
+      : this.probe(want, checkAsid, wantAsid, wantAset, page);
   }
 
   /**
@@ -307,6 +310,43 @@ export class Tlb implements TlbLike {
     return -1;
   }
 
+  /**
+   * probe() when the low-word range test is exact: no entry reaches page 2^32 and `page` is an
+   * integer in [0, 2^32), so no wrap-around is possible. A candidate then only needs its key
+   * and akey checked, both in the record line the range test already read: the entry arrays
+   * (page, pageEnd) are not touched.
+   */
+  private probeExact(want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): number {
+    const ways = this.ways;
+    const rec = this.rec;
+    const p32 = page | 0;
+    const setsLog2 = this.setsLog2;
+    const setMask = (1 << setsLog2) - 1;
+    for (let si = 0; si < this.nSizes; si++) {
+      // setIndexOf() for a page below 2^32: the block number is page >>> k, and its high word 0.
+      const b = (p32 >>> this.sizeList[si]) | 0;
+      const base = ((b ^ (b >>> setsLog2)) & setMask) * ways;
+      let m = 0;
+      for (let w = 0; w < ways; w++) {
+        const r = (base + w) * REC_STRIDE;
+        m |= Number((((p32 - rec[r + REC_LO]) | 0) ^ INT_MIN) <= rec[r + REC_LIMF]) << w;
+      }
+      while (m !== 0) {
+        const i = base + 31 - Math.clz32(m & -m);
+        m &= m - 1;
+        const r = i * REC_STRIDE;
+        if (rec[r + REC_KEY] !== want) continue;
+        if (checkAsid) {
+          const a = rec[r + REC_AKEY];
+          if (a !== wantAsid && a !== wantAset) continue;
+        }
+        if (this.policy === POLICY_LRU) this.lastUse[i] = ++this.tick;
+        return i;
+      }
+    }
+    return -1;
+  }
+
   /** probe() for more than 32 ways (no bitmask): every way of each probed set is a candidate. */
   private probeWide(want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): number {
     for (let si = 0; si < this.nSizes; si++) {
@@ -321,7 +361,7 @@ export class Tlb implements TlbLike {
   /**
    * entryMatchesLookup for slot i: world/stage/leaf/VMID as one key compare, the ASID rule as an
    * akey compare, then the exact page range (candidates only passed a low-word filter). Invalid
-   * slots carry NO_KEY. A hit refreshes the LRU tick.
+   * slots carry NO_KEY. A hit refreshes the LRU tick (only the LRU policy reads it).
    */
   private hitAt(i: number, want: number, checkAsid: boolean, wantAsid: number, wantAset: number, page: number): boolean {
     const rec = this.rec;
@@ -332,7 +372,7 @@ export class Tlb implements TlbLike {
       if (a !== wantAsid && a !== wantAset) return false;
     }
     if (!(page >= this.page[i] && page < this.pageEnd[i])) return false;
-    this.lastUse[i] = ++this.tick;
+    if (this.policy === POLICY_LRU) this.lastUse[i] = ++this.tick;
     return true;
   }
 
@@ -395,6 +435,7 @@ export class Tlb implements TlbLike {
       this.asidCount[e.asid]++;
     }
     if (this.sizeCount[e.sizeLog2]++ === 0) this.addSize(e.sizeLog2);
+    if (this.pageEnd[i] > 4294967296) this.farEntries++;
     return slot;
   }
 
@@ -449,6 +490,7 @@ export class Tlb implements TlbLike {
     }
     const k = this.sizeLog2[i];
     if (--this.sizeCount[k] === 0) this.dropSize(k);
+    if (this.pageEnd[i] > 4294967296) this.farEntries--;
     this.valid[i] = 0;
     this.clearRec(i);
     this.count--;
@@ -655,6 +697,7 @@ export class Tlb implements TlbLike {
     this.sizeCount.fill(0);
     this.nSizes = 0;
     this.count = 0;
+    this.farEntries = 0;
   }
 
   entry(slot: number): TlbEntry | null {
