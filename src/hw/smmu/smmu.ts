@@ -169,6 +169,10 @@ export const SmmuStat = {
   CR2_WRITES_IGNORED: 18,
 } as const;
 const N_STATS = 19;
+/** CR0(ACK).SMMUEN as a mask (read on every translation). */
+const SMMUEN_MASK = 1 << CR0.SMMUEN.lsb;
+/** StreamIDs below this have their configuration-cache entry in an array (Smmu.config). */
+const CONFIG_BY_SID_LIMIT = 1 << 16;
 
 /**
  * An SMMUv3 (IHI 0070): registers, stream table, CD tables, command queue, configuration cache,
@@ -204,6 +208,8 @@ export class Smmu {
   // ---- caches ----
   /** Configuration cache: sid -> (ssid -> resolved config). Only CFGI_* invalidates it. */
   readonly configCache = new Map<number, StreamConfig[]>();
+  /** The arrays of configCache indexed by StreamID, for StreamIDs below CONFIG_BY_SID_LIMIT. */
+  private readonly configBySid: (StreamConfig[] | undefined)[] = [];
   readonly tlb: Tlb;
   readonly microTlbs = new Map<number, Tlb>();
   readonly walkCache: Tlb | null;
@@ -266,7 +272,7 @@ export class Smmu {
 
   // ------------------------------------------------------------------ registers
 
-  get smmuEnabled(): boolean { return getField(this.cr0ack, CR0.SMMUEN) === 1; }
+  get smmuEnabled(): boolean { return (this.cr0ack & SMMUEN_MASK) !== 0; }
   get ptm(): boolean { return getField(this.cr2, CR2.PTM) === 1; }
   get e2h(): boolean { return getField(this.cr2, CR2.E2H) === 1; }
   /** Command-queue error active: GERROR.CMDQ_ERR differs from GERRORN.CMDQ_ERR (§6.3.19). */
@@ -536,7 +542,10 @@ export class Smmu {
   // ------------------------------------------------------------------ configuration
 
   /** Drop cached configuration of `sid` (all substreams) — CMD_CFGI_STE / CFGI_CD_ALL. */
-  invalidateConfigSid(sid: number): void { this.configCache.delete(sid); }
+  invalidateConfigSid(sid: number): void {
+    this.configCache.delete(sid);
+    if (sid >= 0 && sid < this.configBySid.length) this.configBySid[sid] = undefined;
+  }
 
   invalidateConfigCd(sid: number, ssid: number): void {
     const a = this.configCache.get(sid);
@@ -545,22 +554,36 @@ export class Smmu {
 
   invalidateConfigRange(first: number, count: number): void {
     if (count >= this.configCache.size) {
-      for (const sid of [...this.configCache.keys()]) if (sid >= first && sid < first + count) this.configCache.delete(sid);
+      for (const sid of [...this.configCache.keys()]) if (sid >= first && sid < first + count) this.invalidateConfigSid(sid);
     } else {
-      for (let s = first; s < first + count; s++) this.configCache.delete(s);
+      for (let s = first; s < first + count; s++) this.invalidateConfigSid(s);
     }
   }
 
-  invalidateConfigAll(): void { this.configCache.clear(); }
+  invalidateConfigAll(): void {
+    this.configCache.clear();
+    this.configBySid.length = 0;
+  }
 
   /** The configuration cache entry for (sid, ssid), fetching and resolving it on a miss. */
   config(sid: number, ssid: number): StreamConfig {
-    let a = this.configCache.get(sid);
+    // configBySid mirrors configCache for small StreamIDs (same arrays): an indexed load instead
+    // of a Map lookup on every translation.
+    const fast = (sid >>> 0) === sid && sid < this.configBySid.length;
+    let a = fast ? this.configBySid[sid] : this.configCache.get(sid);
     const c = a !== undefined ? a[ssid] : undefined;
     if (c !== undefined) { this.stats[SmmuStat.CONFIG_HITS]++; return c; }
     this.stats[SmmuStat.CONFIG_MISSES]++;
     const r = this.resolve(sid, ssid);
-    if (a === undefined) { a = []; this.configCache.set(sid, a); }
+    if (a === undefined) {
+      a = [];
+      this.configCache.set(sid, a);
+      if ((sid >>> 0) === sid && sid < CONFIG_BY_SID_LIMIT) {
+        const bySid = this.configBySid;
+        while (bySid.length <= sid) bySid.push(undefined);
+        bySid[sid] = a;
+      }
+    }
     a[ssid] = r;
     return r;
   }
