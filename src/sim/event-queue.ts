@@ -83,14 +83,16 @@ export class EventQueue {
       if (this.slotsUsed === this.time.length) this.grow();
       slot = this.slotsUsed++;
     }
-    const t = this.at[0];
-    this.time[slot] = t; this.seq[slot] = this.nextSeq++; this.kind[slot] = kind; this.arg[slot] = arg;
-    this.place(slot, t);
+    this.time[slot] = this.at[0]; this.seq[slot] = this.nextSeq++; this.kind[slot] = kind; this.arg[slot] = arg;
+    this.place(slot);
   }
 
-  /** Put an event slot (time t) in its bucket, or in the heap when beyond the ring. */
-  private place(slot: number, t: number): void {
-    const d = Math.floor(t * this.invWidth) - this.cur;
+  /**
+   * Put an event slot in its bucket, or in the heap when beyond the ring. (Internal functions
+   * take slots, never times: a double argument would be boxed if the call is not inlined.)
+   */
+  private place(slot: number): void {
+    const d = Math.floor(this.time[slot] * this.invWidth) - this.cur;
     if (d < NB) {
       // (A bucket before cur's goes in cur's: it is the earliest non-empty one.)
       const pos = d > 0 ? (this.curPos + d) & (NB - 1) : this.curPos;
@@ -203,14 +205,15 @@ export class EventQueue {
     }
     this.next[s] = this.freeHead;
     this.freeHead = s;
-    if (++this.pops === ADAPT_EVERY) this.adapt(t);
+    if (++this.pops === ADAPT_EVERY) this.adapt();
   }
 
   /**
    * Every ADAPT_EVERY pops: aim the width at WIDTH_PER_POP times the mean time between pops;
    * re-bucket when it is off by more than 4x. Events keep their (time, seq).
    */
-  private adapt(t: number): void {
+  private adapt(): void {
+    const t = this.poppedTime;
     const span = t - this.windowStart;
     this.windowStart = t;
     this.pops = 0;
@@ -233,7 +236,7 @@ export class EventQueue {
     this.inRing = 0;
     for (let i = 0; i < this.inHeap; i++) moving.push(this.heap[i]);
     this.inHeap = 0;
-    for (const s of moving) this.place(s, this.time[s]);
+    for (const s of moving) this.place(s);
   }
 
   // ------------------------------------------------------------------ overflow heap

@@ -5,6 +5,7 @@ import { SmmuCache, SmmuStat } from '../hw/smmu/smmu.js';
 import type { Tlb } from '../hw/tlb/tlb.js';
 import { RemoveCause } from '../hw/tlb/tlb-api.js';
 import { CtxKind, type ContextRegistry } from './contexts.js';
+import { NumberSet } from './number-set.js';
 
 /** Who issued an invalidation (DESIGN.md §5 "by source"). */
 export const Source = {
@@ -34,7 +35,7 @@ export class Metrics implements SmmuListener {
   collateralRefillWalkAccesses = 0;
   /** Entries removed while no invalidation was being attributed (should stay 0). */
   unattributed = 0;
-  private readonly pendingRefill = new Set<number>();
+  private readonly pendingRefill = new NumberSet();
   private source = -1;
   private mode = 0;
   private mark = new Uint8Array(256);
@@ -95,13 +96,18 @@ export class Metrics implements SmmuListener {
     const st = tlb.stage[slot];
     const victim = st === Stage.S2 ? Victim.SMMU_S2 : st === Stage.NESTED ? Victim.SMMU_NESTED : Victim.SMMU_S1;
     const ctx = tlb.ctx[slot];
-    if (this.record(victim, ctx, false)) this.pendingRefill.add(refillKey(ctx, tlb.page[slot], tlb.sizeLog2[slot]));
+    if (this.record(victim, ctx, false)) {
+      const set = this.pendingRefill;
+      set.key[0] = refillKey(ctx, tlb.page[slot], tlb.sizeLog2[slot]);
+      set.addKey();
+    }
   }
 
   onFill(smmu: Smmu, _cfg: StreamConfig, cache: number, tlb: Tlb, slot: number): void {
     if (cache !== SmmuCache.TLB || this.pendingRefill.size === 0) return;
-    const key = refillKey(tlb.ctx[slot], tlb.page[slot], tlb.sizeLog2[slot]);
-    if (this.pendingRefill.delete(key)) {
+    const set = this.pendingRefill;
+    set.key[0] = refillKey(tlb.ctx[slot], tlb.page[slot], tlb.sizeLog2[slot]);
+    if (set.deleteKey()) {
       this.collateralRefills++;
       this.collateralRefillWalkAccesses += smmu.lastWalk;
     }

@@ -180,7 +180,7 @@ export class Simulation {
   private readonly cpuOps: PeCpuOps[];
   private readonly kvmOpts: KvmTlbOptions;
   private readonly hostOpts: TlbFlushOptions;
-  private readonly removed: S2Removed[] = [{ ipaPage: 0, level: 3 }];
+  private readonly removedByLength = new Map<number, S2Removed[]>();
   private readonly cpuRng: Prng[] = [];
   private nextKvmId = 1;
   /** CPU a KVM VMID rollover flush is issued from (the vCPU-loading CPU, else CPU 0). */
@@ -630,12 +630,18 @@ export class Simulation {
   }
 
   private removedList(start: number, pages: number): S2Removed[] {
-    const r = this.removed;
-    while (r.length < pages) r.push({ ipaPage: 0, level: 3 });
-    for (let i = 0; i < pages; i++) { r[i].ipaPage = start + i; r[i].level = 3; r[i].table = false; }
-    r.length = pages;
+    // One list per length, reused: a run unmaps a page or a range of one size, and a list whose
+    // length changes (or objects that gain a property) would be reallocated on every unmap.
+    let r = this.removedByLength.get(pages);
+    if (r === undefined) {
+      r = [];
+      for (let i = 0; i < pages; i++) r.push({ ipaPage: 0, level: 3, table: false });
+      this.removedByLength.set(pages, r);
+    }
+    for (let i = 0; i < pages; i++) { const e = r[i]; e.ipaPage = start + i; e.level = 3; e.table = false; }
     return r;
   }
+
 
   private kvmFlushVm(slot: number): void {
     const vm = this.vms[slot];
