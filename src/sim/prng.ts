@@ -1,11 +1,15 @@
 /**
- * Our own seeded PRNG: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator), state in a
- * 4-word Int32Array so it never allocates and can be snapshotted byte for byte.
+ * Our own seeded PRNG: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator), state in
+ * four int32 fields so it never allocates and can be snapshotted byte for byte.
  * Streams are derived with SplitMix32 from (masterSeed, streamId), so adding an entity (a new
  * device, a new VM) creates a new stream and leaves every other stream unchanged.
  */
 export class Prng {
-  readonly s = new Int32Array(4);
+  // The four state words as int32 fields (one object, no typed-array indirection on a draw).
+  private a = 0;
+  private b = 0;
+  private c = 0;
+  private d = 0;
 
   constructor(seed: number, stream = 0) {
     this.reseed(seed, stream);
@@ -13,10 +17,12 @@ export class Prng {
 
   reseed(seed: number, stream = 0): void {
     let x = (seed ^ Math.imul(stream + 0x632be5ab, 0x9e3779b9)) | 0;
+    const s = new Int32Array(4);
     for (let i = 0; i < 4; i++) {
       x = (x + 0x9e3779b9) | 0;
-      this.s[i] = splitmix32(x);
+      s[i] = splitmix32(x);
     }
+    this.restore(s);
     for (let i = 0; i < 12; i++) this.raw();
   }
 
@@ -33,15 +39,12 @@ export class Prng {
    * which are small enough to be always inlined.
    */
   raw(): number {
-    const s = this.s;
-    let a = s[0], b = s[1], c = s[2], d = s[3];
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
+    const b = this.b, c = this.c, d = this.d;
+    const t = (((this.a + b) | 0) + d) | 0;
+    this.d = (d + 1) | 0;
+    this.a = b ^ (b >>> 9);
+    this.b = (c + (c << 3)) | 0;
+    this.c = (((c << 21) | (c >>> 11)) + t) | 0;
     return t;
   }
 
@@ -65,12 +68,13 @@ export class Prng {
     return unitOf(this.raw()) < p;
   }
 
+  /** The state, four int32 words (a copy). */
   snapshot(): Int32Array {
-    return this.s.slice();
+    return Int32Array.of(this.a, this.b, this.c, this.d);
   }
 
   restore(state: Int32Array): void {
-    this.s.set(state);
+    this.a = state[0] | 0; this.b = state[1] | 0; this.c = state[2] | 0; this.d = state[3] | 0;
   }
 }
 
