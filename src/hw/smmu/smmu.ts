@@ -171,8 +171,8 @@ export const SmmuStat = {
 const N_STATS = 19;
 /** CR0(ACK).SMMUEN as a mask (read on every translation). */
 const SMMUEN_MASK = 1 << CR0.SMMUEN.lsb;
-/** StreamIDs below this have their configuration-cache entry in an array (Smmu.config). */
-const CONFIG_BY_SID_LIMIT = 1 << 16;
+/** StreamIDs below this have their SubstreamID-0 configuration-cache entry in an array (Smmu.config). */
+const CONFIG_SSID0_LIMIT = 1 << 16;
 
 /**
  * An SMMUv3 (IHI 0070): registers, stream table, CD tables, command queue, configuration cache,
@@ -208,8 +208,8 @@ export class Smmu {
   // ---- caches ----
   /** Configuration cache: sid -> (ssid -> resolved config). Only CFGI_* invalidates it. */
   readonly configCache = new Map<number, StreamConfig[]>();
-  /** The arrays of configCache indexed by StreamID, for StreamIDs below CONFIG_BY_SID_LIMIT. */
-  private readonly configBySid: (StreamConfig[] | undefined)[] = [];
+  /** configCache.get(sid)[0] indexed by StreamID, for StreamIDs below CONFIG_SSID0_LIMIT. */
+  private readonly configSsid0: (StreamConfig | undefined)[] = [];
   readonly tlb: Tlb;
   readonly microTlbs = new Map<number, Tlb>();
   readonly walkCache: Tlb | null;
@@ -544,12 +544,13 @@ export class Smmu {
   /** Drop cached configuration of `sid` (all substreams) — CMD_CFGI_STE / CFGI_CD_ALL. */
   invalidateConfigSid(sid: number): void {
     this.configCache.delete(sid);
-    if (sid >= 0 && sid < this.configBySid.length) this.configBySid[sid] = undefined;
+    if (sid >= 0 && sid < this.configSsid0.length) this.configSsid0[sid] = undefined;
   }
 
   invalidateConfigCd(sid: number, ssid: number): void {
     const a = this.configCache.get(sid);
     if (a !== undefined && ssid < a.length) a[ssid] = undefined as unknown as StreamConfig;
+    if (ssid === 0 && sid >= 0 && sid < this.configSsid0.length) this.configSsid0[sid] = undefined;
   }
 
   invalidateConfigRange(first: number, count: number): void {
@@ -562,29 +563,29 @@ export class Smmu {
 
   invalidateConfigAll(): void {
     this.configCache.clear();
-    this.configBySid.length = 0;
+    this.configSsid0.length = 0;
   }
 
   /** The configuration cache entry for (sid, ssid), fetching and resolving it on a miss. */
   config(sid: number, ssid: number): StreamConfig {
-    // configBySid mirrors configCache for small StreamIDs (same arrays): an indexed load instead
-    // of a Map lookup on every translation.
-    const fast = (sid >>> 0) === sid && sid < this.configBySid.length;
-    let a = fast ? this.configBySid[sid] : this.configCache.get(sid);
+    // configSsid0 mirrors configCache's entries of SubstreamID 0 for small StreamIDs: one
+    // indexed load instead of a Map lookup and an array on every translation.
+    if (ssid === 0 && (sid >>> 0) === sid && sid < this.configSsid0.length) {
+      const c0 = this.configSsid0[sid];
+      if (c0 !== undefined) { this.stats[SmmuStat.CONFIG_HITS]++; return c0; }
+    }
+    let a = this.configCache.get(sid);
     const c = a !== undefined ? a[ssid] : undefined;
     if (c !== undefined) { this.stats[SmmuStat.CONFIG_HITS]++; return c; }
     this.stats[SmmuStat.CONFIG_MISSES]++;
     const r = this.resolve(sid, ssid);
-    if (a === undefined) {
-      a = [];
-      this.configCache.set(sid, a);
-      if ((sid >>> 0) === sid && sid < CONFIG_BY_SID_LIMIT) {
-        const bySid = this.configBySid;
-        while (bySid.length <= sid) bySid.push(undefined);
-        bySid[sid] = a;
-      }
-    }
+    if (a === undefined) { a = []; this.configCache.set(sid, a); }
     a[ssid] = r;
+    if (ssid === 0 && (sid >>> 0) === sid && sid < CONFIG_SSID0_LIMIT) {
+      const c0 = this.configSsid0;
+      while (c0.length <= sid) c0.push(undefined);
+      c0[sid] = r;
+    }
     return r;
   }
 
