@@ -662,7 +662,7 @@ export class Smmu {
     }
     const ipa = cfg.stage === Stage.S2;
     // Per-endpoint ATC first (ATS): broadcasts never reach it, only CMD_ATC_INV does (§4.5.1).
-    if (cfg.ats && this.params.atcEntries > 0) {
+    if (this.params.atcEntries > 0 && cfg.ats) {
       const atc = this.atcFor(sid);
       const s = atc.lookup(World.NS_EL1, atcSsidHi(ssid), atcSsidLo(ssid), 0, false, page);
       if (s >= 0) {
@@ -703,7 +703,7 @@ export class Smmu {
 
   private afterHit(cfg: StreamConfig, sid: number, t: Tlb, slot: number, page: number): number {
     const out = t.out[slot] + (page - t.page[slot]);
-    if (cfg.ats && this.params.atcEntries > 0) this.fillAtc(sid, cfg, t, slot);
+    if (this.params.atcEntries > 0 && cfg.ats) this.fillAtc(sid, cfg, t, slot);
     return out;
   }
 
@@ -765,7 +765,7 @@ export class Smmu {
       const u = utlb.fill(e);
       this.listener?.onCopy?.(this, SmmuCache.MICRO_TLB, utlb, u, this.tlb, slot);
     }
-    if (cfg.ats && this.params.atcEntries > 0) this.fillAtc(sid, cfg, this.tlb, slot);
+    if (this.params.atcEntries > 0 && cfg.ats) this.fillAtc(sid, cfg, this.tlb, slot);
     return out;
   }
 
