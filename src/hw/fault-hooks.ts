@@ -27,9 +27,11 @@ export const FaultHook = {
   NO_ATC_INV: 7,
   /** Pe.tlbi: Inner Shareable TLBIs executed as local ones (Zephyr #98344). */
   TLBI_NON_SHAREABLE: 8,
+  /** SmmuSide.guestSeesBtm: the vSMMU advertises BTM to a nested guest whose SMMU VMID is not its KVM VMID. */
+  VSMMU_BTM_UNPINNED: 9,
 } as const;
 export type FaultHookId = (typeof FaultHook)[keyof typeof FaultHook];
-export const N_FAULT_HOOKS = 9;
+export const N_FAULT_HOOKS = 10;
 
 export class FaultHooks {
   /** 1 = the fault is injected. */

@@ -12,7 +12,7 @@ import { Rule, type RuleId } from './rules.js';
 
 export const FAULT_NAMES = [
   'drop-dvm', 'skip-sync', 'vmid-reuse-no-inval', 'vmid-truncate-8', 'range-first-page-only',
-  'sva-asid-unpinned', 'vhe-strw-el1', 'no-atc-inv', 'tlbi-non-shareable',
+  'sva-asid-unpinned', 'vhe-strw-el1', 'no-atc-inv', 'tlbi-non-shareable', 'vsmmu-btm-unpinned',
 ] as const;
 export type FaultName = (typeof FAULT_NAMES)[number];
 
@@ -115,6 +115,16 @@ export const FAULTS: readonly FaultDef[] = [
     rules: [Rule.STALE_TLB, Rule.STALE_CPU_TLB],
     needs: 'broadcast TLBIs that matter: BTM SMMUs relying on them (btm-* with shared-ASID SVA), or KVM unmaps of pages other CPUs cached',
     blocker: () => null,
+  },
+  {
+    name: 'vsmmu-btm-unpinned', hook: FaultHook.VSMMU_BTM_UNPINNED,
+    summary: 'the VMM advertises BTM to a nested guest although the device\'s SMMU VMID is not the VM\'s KVM VMID',
+    realBug: 'why Kolothum\'s 2021 RFC patch 4/5 "Use pinned VMID for NESTED stage with BTM" replaced the SMMU VMID of a nested domain with the pinned KVM VMID (kernel.md §5.2): the guest\'s broadcast TLBIs carry the KVM VMID, the SMMU\'s nested entries the SMMU\'s own, so a guest relying on BTM leaves its device translating through pages it unmapped',
+    rules: [Rule.STALE_TLB],
+    needs: 'guest SVA through nesting (workload.nested: true, workload.guestSva.munmapPerMsPerVm > 0) under a btm-* policy whose SMMU VMIDs are not the pinned KVM VMIDs (btm-2020, btm-split; btm-kvm-pinned after a pin failure)',
+    blocker: (sc, p) => (!p.btm ? `policy ${p.name} keeps CR2.PTM=1: no vSMMU BTM to advertise`
+      : !sc.workload.nested || sc.workload.guestSva.munmapPerMsPerVm === 0 ? 'no guest SVA through nesting (workload.nested and workload.guestSva.munmapPerMsPerVm)'
+        : p.s2Aset ? `policy ${p.name}: stage-2 STEs opt out of VMID broadcasts` : null),
   },
 ];
 

@@ -12,7 +12,7 @@ import type { RunMetrics, RunOutput } from '../sim/run.js';
 import type { Timeline } from '../sim/timeline.js';
 import { pointParams, shortKey, type AxisValue } from '../sweep/grid.js';
 import { defAxes, type Shard, type SweepDefinition, type SweepRow } from '../sweep/results.js';
-import { TABLE_ROWS } from './table.js';
+import { tableRowsFor } from './table.js';
 import { barPanels, esc, fmtNum, groupedBars, lineChart, policyColor, type LinePanel } from './svg.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -236,12 +236,13 @@ export function runReportHtml(inp: RunReportInput): string {
       bars: out.results.map((r) => ({ label: r.policy, color: policyColor(r.policy), value: b.get(r.metrics) })),
     })),
   });
-  const tableRows: Cell[][] = TABLE_ROWS.map((row) => [row.label, ...out.results.map((r) => {
+  const shownRows = tableRowsFor(out);
+  const tableRows: Cell[][] = shownRows.map((row) => [row.label, ...out.results.map((r) => {
     const v = row.get(r.metrics);
     return typeof v === 'number' ? v : v === null ? null : v;
   })]);
   parts.push(figure(svg, 'The numbers below are those of <code>btmsim run</code>\'s table (README, "Metrics").',
-    htmlTable(['metric', ...policies.map(policyHead)], tableRows, { rowClass: (i) => (TABLE_ROWS[i].indent ? 'ind' : '') }), 0));
+    htmlTable(['metric', ...policies.map(policyHead)], tableRows, { rowClass: (i) => (shownRows[i].indent ? 'ind' : '') }), 0));
 
   if (inp.timelines && inp.timelines.length === out.results.length) {
     parts.push('<h2>VMID pressure and rollovers over time</h2>');

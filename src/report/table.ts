@@ -1,7 +1,13 @@
 import type { RunOutput, RunMetrics } from '../sim/run.js';
 
 /** One row of the comparison table: label and how to read it from the metrics. */
-interface Row { label: string; get: (m: RunMetrics) => number | string | null; indent?: boolean }
+interface Row {
+  label: string;
+  get: (m: RunMetrics) => number | string | null;
+  indent?: boolean;
+  /** Shown only when some run has this (a workload feature most scenarios do not use). */
+  showIf?: (m: RunMetrics) => boolean;
+}
 
 const ms = (ns: number): string => (ns / 1e6).toFixed(3);
 
@@ -29,20 +35,29 @@ export const TABLE_ROWS: Row[] = [
   { label: 'walk memory accesses', get: (m) => m.translation.walkAccesses },
   { label: 'DMA translation time (ms)', get: (m) => ms(m.translation.dmaTimeNs) },
   { label: 'driver invalidation time (ms)', get: (m) => ms(m.translation.driverInvalidationTimeNs) },
+  { label: 'guest SVA munmaps (nested)', get: (m) => m.workload.guestSvaMunmaps ?? 0, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
+  { label: 'vSMMU command traps', get: (m) => m.workload.vsmmuTraps ?? 0, indent: true, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
+  { label: 'vSMMU trap time (ms)', get: (m) => ms(m.translation.vsmmuTrapTimeNs ?? 0), indent: true, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
 ];
+
+/** The rows shown for these results (TABLE_ROWS without the rows no run needs). */
+export function tableRowsFor(out: RunOutput): Row[] {
+  return TABLE_ROWS.filter((r) => r.showIf === undefined || out.results.some((x) => r.showIf!(x.metrics)));
+}
 
 /** A fixed-width comparison table, one column per policy. */
 export function comparisonTable(out: RunOutput): string {
   const heads = out.results.map((r) => r.policy);
-  const cells = TABLE_ROWS.map((row) => out.results.map((r) => fmt(row.get(r.metrics))));
-  const labelW = Math.max(...TABLE_ROWS.map((r) => r.label.length + (r.indent ? 2 : 0)));
+  const rows = tableRowsFor(out);
+  const cells = rows.map((row) => out.results.map((r) => fmt(row.get(r.metrics))));
+  const labelW = Math.max(...rows.map((r) => r.label.length + (r.indent ? 2 : 0)));
   const colW = heads.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const lines: string[] = [];
   const sim = out.results[0]?.metrics.simulatedNs ?? 0;
   lines.push(`scenario ${out.scenario}, seed ${out.seed}, ${(sim / 1e6).toFixed(1)} ms simulated`);
   lines.push('');
   lines.push(pad('', labelW) + '  ' + heads.map((h, i) => h.padStart(colW[i])).join('  '));
-  TABLE_ROWS.forEach((row, ri) => {
+  rows.forEach((row, ri) => {
     const label = (row.indent ? '  ' : '') + row.label;
     lines.push(pad(label, labelW) + '  ' + cells[ri].map((c, i) => c.padStart(colW[i])).join('  '));
   });

@@ -32,6 +32,8 @@ export interface RunMetrics {
   translation: {
     hits: number; misses: number; hitRate: number; walkAccesses: number; faults: number;
     dmaTimeNs: number; meanTranslationNs: number; driverInvalidationTimeNs: number; dvmTimeNs: number;
+    /** Guest vSMMU command batches trapped to the VMM × cost.vsmmuTrapNs (guest SVA through nesting without vSMMU BTM). */
+    vsmmuTrapTimeNs: number;
   };
   cpu: { tlbiBroadcast: number; tlbiLocal: number; dsb: number };
   workload: Record<string, number>;
@@ -179,6 +181,7 @@ export function collectMetrics(sim: Simulation): RunMetrics {
       walkAccesses: t.walkAccesses, faults: t.faults,
       dmaTimeNs: round3(dmaTimeNs), meanTranslationNs: lookups > 0 ? round3(dmaTimeNs / lookups) : 0,
       driverInvalidationTimeNs: round3(driverNs), dvmTimeNs: round3(dvmRecv * cost.dvmMessageNs),
+      vsmmuTrapTimeNs: round3(sim.counters.vsmmuTraps * cost.vsmmuTrapNs),
     },
     cpu: { tlbiBroadcast: tlbiB, tlbiLocal: tlbiL, dsb },
     workload: { ...sim.counters },

@@ -27,11 +27,11 @@ import { SmmuSide, type DeviceHandle } from './smmu-side.js';
 /** Event kinds. */
 const E = {
   DMA: 1, SCHED: 2, KVM_UNMAP: 3, KVM_RANGE: 4, KVM_FLUSH_VM: 5, DIRTY: 6, GUEST_TLBI: 7,
-  VM_CHURN: 8, SVA_MUNMAP: 9, SVA_DMA: 10, CMDQ_DRAIN: 11,
+  VM_CHURN: 8, SVA_MUNMAP: 9, SVA_DMA: 10, CMDQ_DRAIN: 11, GUEST_SVA_MUNMAP: 12,
 } as const;
 
 /** PRNG stream ids: one stream per entity (entity index added), so adding one leaves others unchanged. */
-const STREAM = { DEVICE: 0x1000_0000, VM: 0x2000_0000, CPU: 0x3000_0000, SVA: 0x4000_0000 } as const;
+const STREAM = { DEVICE: 0x1000_0000, VM: 0x2000_0000, CPU: 0x3000_0000, SVA: 0x4000_0000, GUEST_SVA: 0x5000_0000 } as const;
 
 /** IPA where guest memory starts (1 GiB), and the PA stride between VMs. */
 const GUEST_IPA_BASE = 0x40000;
@@ -53,6 +53,8 @@ interface Vm {
   /** Contexts whose translations depend on this VM's KVM stage 2 (shared tables, nesting). */
   dependents: number[];
   migrating: boolean;
+  /** Draws of the guest's SVA process (guest munmaps), its own stream. */
+  gsvaRng: Prng;
 }
 
 interface Device {
@@ -139,6 +141,7 @@ export const MAINTENANCE = {
   KVM_UNMAP: 'KVM stage-2 unmap (kvm_unmap_gfn_range: __kvm_tlb_flush_vmid_ipa/_range + DSB, SMMU driver if it shares the table)',
   DIRTY_LOG: 'dirty logging (write-protect + kvm_flush_remote_tlbs_memslot)',
   SVA_MUNMAP: 'munmap (flush_tlb_range: TLBI + DSB, SVA mmu-notifier: commands + CMD_SYNC, ATC)',
+  GUEST_SVA_MUNMAP: 'guest munmap (guest flush_tlb_range: TLBI + DSB with the VM\'s VMID; without vSMMU BTM also trapped CMD_TLBI_NH_VA + CMD_SYNC)',
   VM_DESTROY: 'VM destroyed (devices detached, domains freed: CMD_TLBI_S12_VMALL + CMD_SYNC, ATC; KVM relies on VMID generations)',
 } as const;
 
@@ -162,7 +165,7 @@ export class Simulation {
   /** KVM stage-2 and other software events, for reporting. */
   readonly counters = {
     vcpuLoads: 0, kvmUnmaps: 0, kvmRangeUnmaps: 0, kvmVmFlushes: 0, dirtyPasses: 0, guestTlbis: 0,
-    vmsCreated: 0, vmsDestroyed: 0, svaMunmaps: 0, hostSwitches: 0, localAsidFlushes: 0,
+    vmsCreated: 0, vmsDestroyed: 0, svaMunmaps: 0, guestSvaMunmaps: 0, vsmmuTraps: 0, hostSwitches: 0, localAsidFlushes: 0,
     kvmRolloverFlushes: 0, dmaFaults: 0, devicesUnattached: 0,
   };
   firstExhaustionNs = -1;
@@ -180,6 +183,8 @@ export class Simulation {
   private readonly cpuOps: PeCpuOps[];
   private readonly kvmOpts: KvmTlbOptions;
   private readonly hostOpts: TlbFlushOptions;
+  /** A guest kernel's flush_tlb_range (no KPTI, no secondary-TLB notifier: the vSMMU is separate). */
+  private readonly guestOpts: TlbFlushOptions;
   private readonly removedByLength = new Map<number, S2Removed[]>();
   private readonly cpuRng: Prng[] = [];
   private nextKvmId = 1;
@@ -223,6 +228,7 @@ export class Simulation {
       ? new KvmLegacyVmidAllocator({ bits: cpu.vmidBits, cpus: cpu.count, limit, hooks })
       : new KvmVmidAllocator({ bits: cpu.vmidBits, cpus: cpu.count, pinning, pinnedWriteback: true, limit, hooks });
     this.kvmOpts = defaultKvmTlbOptions({ tlbiRange: cpu.tlbiRange, fwb: true, kernel: sc.kernel.kvmRangeFlush ? 'v6.6+' : 'pre-6.6' });
+    this.guestOpts = defaultTlbFlushOptions({ kpti: false, tlbiRange: cpu.tlbiRange });
     this.hostOpts = defaultTlbFlushOptions({
       kpti: cpu.kpti, tlbiRange: cpu.tlbiRange,
       notifier: (asid, start, end) => this.secondaryTlbNotifier(asid, start, end),
@@ -301,6 +307,7 @@ export class Simulation {
     const vm: Vm = {
       slot, kvmId, alive: true, s2, ctx, rng, devices: [], vcpuCpu: [], pinnedVmid: 0, dependents: [],
       migrating: slot < w.kvm.dirtyLogging.vms,
+      gsvaRng: new Prng(this.sc.seed, STREAM.GUEST_SVA + slot * 4096 + (kvmId & 4095)),
     };
     if (this.vms[slot] === undefined) this.vms.push(vm); else this.vms[slot] = vm;
     this.counters.vmsCreated++;
@@ -379,6 +386,8 @@ export class Simulation {
     if (vm.migrating && k.dirtyLogging.passesPerMs > 0) this.q.push(this.now + vm.rng.exp(1e6 / k.dirtyLogging.passesPerMs), E.DIRTY, slot);
     const g = this.sc.workload.guestTlbiPerMsPerVm;
     if (g > 0) this.q.push(this.now + vm.rng.exp(1e6 / g), E.GUEST_TLBI, slot);
+    const gs = this.sc.workload.guestSva.munmapPerMsPerVm;
+    if (gs > 0 && this.sc.workload.nested) this.q.push(this.now + vm.gsvaRng.exp(1e6 / gs), E.GUEST_SVA_MUNMAP, slot);
     this.scheduleChurn(vm);
   }
 
@@ -445,7 +454,7 @@ export class Simulation {
   private initHandlers(): void {
     const h = this.handlers;
     const nop = (_arg: number): void => {};
-    for (let k = 0; k <= E.CMDQ_DRAIN; k++) h.push(nop);
+    for (let k = 0; k <= E.GUEST_SVA_MUNMAP; k++) h.push(nop);
     h[E.DMA] = (a) => this.dma(a);
     h[E.SCHED] = (a) => this.sched(a);
     h[E.KVM_UNMAP] = (a) => this.kvmUnmap(a, false);
@@ -457,6 +466,7 @@ export class Simulation {
     h[E.SVA_MUNMAP] = (a) => this.svaMunmap(a);
     h[E.SVA_DMA] = (a) => this.svaDma(a);
     h[E.CMDQ_DRAIN] = (a) => this.cmdqDrain(a);
+    h[E.GUEST_SVA_MUNMAP] = (a) => this.guestSvaMunmap(a);
   }
 
   private dispatch(kind: number, arg: number): void {
@@ -696,6 +706,48 @@ export class Simulation {
       this.metrics.end();
     }
     this.q.push(this.now + vm.rng.exp(1e6 / this.sc.workload.guestTlbiPerMsPerVm), E.GUEST_TLBI, slot);
+  }
+
+  /**
+   * Guest SVA through nesting: a process in the guest, whose mm a nested device uses through the
+   * guest's stage-1 context (CD ASID), munmaps part of the device's buffer. The guest kernel
+   * unmaps and runs flush_tlb_range with that ASID on the vCPU (TLBI VAE1IS/RVAE1IS + DSB, with
+   * the VM's VMID: a broadcast). What reaches the SMMU's nested entries depends on the vSMMU:
+   * if it advertised BTM (SmmuSide.guestSeesBtm: the device's SMMU VMID is its VM's pinned KVM
+   * VMID), the broadcast alone invalidates them; otherwise the guest's SMMU driver also writes
+   * CMD_TLBI_NH_VA + CMD_SYNC to its vSMMU, which the VMM traps and replays on the physical SMMU.
+   * Only while a vCPU of the VM runs (the process runs on one).
+   */
+  private guestSvaMunmap(slot: number): void {
+    const vm = this.vms[slot];
+    const w = this.sc.workload;
+    if (vm.alive) {
+      let cpu = -1;
+      for (let c = 0; c < this.running.length; c++) if (this.running[c] === slot) { cpu = c; break; }
+      let dev: Device | null = null;
+      if (vm.devices.length > 0) {
+        const d = this.devices[vm.devices[vm.gsvaRng.int(vm.devices.length)]];
+        if (d.active && d.handle !== null && d.handle.guestAsid !== undefined) dev = d;
+      }
+      if (cpu >= 0 && dev !== null) {
+        const h = dev.handle!;
+        const g = h.tables[0];
+        const ws = Math.min(w.dma.workingSetPages, w.vmPages);
+        const pages = Math.min(w.guestSva.munmapPages, ws);
+        const start = dev.base + vm.gsvaRng.int(ws - pages + 1);
+        this.counters.guestSvaMunmaps++;
+        g.unmapRange(start, pages);
+        this.metrics.begin(Source.GUEST);
+        this.intendVm(vm);
+        this.metrics.intend(h.ctx);
+        flushTlbRange(this.cpuOps[cpu], h.guestAsid!, start * 4096, (start + pages) * 4096, 4096, false, undefined, this.guestOpts);
+        this.metrics.end();
+        if (!this.smmuSide.guestSeesBtm(h)) this.counters.vsmmuTraps += this.smmuSide.guestVsmmuInvalidate(h, start, pages);
+        this.observer?.maintenanceDone(g, MAINTENANCE.GUEST_SVA_MUNMAP);
+        for (let p = start; p < start + pages; p++) g.remapLinear(p);
+      }
+    }
+    this.q.push(this.now + vm.gsvaRng.exp(1e6 / w.guestSva.munmapPerMsPerVm), E.GUEST_SVA_MUNMAP, slot);
   }
 
   /** VM destruction and replacement: devices detached (domains and VMIDs freed), a new VM created. */

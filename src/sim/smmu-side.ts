@@ -1,6 +1,8 @@
 import { tableBase, type PageTable } from '../hw/memory.js';
 import { FaultHook, type FaultHooks } from '../hw/fault-hooks.js';
-import { atcInvDomain } from '../kernel/smmu-driver/invalidate.js';
+import { atcInvDomain, tlbInvRange } from '../kernel/smmu-driver/invalidate.js';
+import { resetCmdqEnt } from '../kernel/smmu-driver/cmdq-batch.js';
+import { OP } from '../arch/commands.js';
 import { newCd, type Cd } from '../hw/smmu/structures.js';
 import { ArmSmmuDriver, type ArmSmmuDevice } from '../kernel/smmu-driver/device.js';
 import type { ArmSmmuDomain } from '../kernel/smmu-driver/domain.js';
@@ -30,6 +32,8 @@ export interface DeviceHandle {
   sva: ArmSmmuDomain | null;
   /** The page tables its translations read: stage 1 (guest or mm) first, then stage 2. */
   tables: PageTable[];
+  /** Nested: the ASID of the guest's context descriptor (the guest's SVA/DMA context); else -1. */
+  guestAsid?: number;
 }
 
 /**
@@ -184,13 +188,19 @@ export class SmmuSide {
     let guestCds: Cd[] | undefined;
     let guestCtx = -1;
     let guestTable: PageTable | null = null;
+    let guestAsid = -1;
     if (nested) {
       // The guest's own DMA domain for this device: a stage-1 table IOVA -> IPA (linear into its
       // memory), ASID from the guest driver's allocator, ASET=1 as Linux writes private CDs.
       guestCtx = this.sim.ctxs.add(CtxKind.NESTED_S1, vmSlot, `vm${vmSlot}#${kvmId} guest S1 sid ${hexId(sid)}`);
       const g = this.sim.hw.memory.newTable(guestCtx, `vm${vmSlot}#${kvmId} guest stage 1 for sid ${hexId(sid)}`);
       g.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearStart);
-      guestCds = [newCd({ ASID: 1 + (sid & 0xff), ASET: 1, TTB0: tableBase(g.id) })];
+      // A guest relying on its vSMMU's BTM (shared-ASID era, vSMMU BTM only with pinned KVM
+      // VMIDs) writes ASET=0 so that its broadcasts match; otherwise ASET=1 as Linux writes
+      // private CDs.
+      guestAsid = 1 + (sid & 0xff);
+      const aset = this.guestBtmPossible() ? 0 : 1;
+      guestCds = [newCd({ ASID: guestAsid, ASET: aset, TTB0: tableBase(g.id) })];
       guestTable = g;
     }
     this.sim.metrics.begin(Source.DRIVER);
@@ -212,6 +222,7 @@ export class SmmuSide {
       smmu, sid, ssid: 0, ctx: nested ? guestCtx : table.ctx, dependsOnVmS2: shared && nested,
       vmSlot, kvmId, assignment: a, sva: null,
       tables: guestTable !== null ? [guestTable, a.domain.table ?? table] : [a.domain.table ?? table],
+      ...(guestAsid >= 0 ? { guestAsid } : {}),
     };
     let list = this.handlesByVm.get(kvmId);
     if (list === undefined) { list = []; this.handlesByVm.set(kvmId, list); }
@@ -289,6 +300,58 @@ export class SmmuSide {
       else dev.tlbInvRangeDomain(d, start * 4096, pages * 4096, 4096, true);
       this.sim.metrics.end();
     }
+  }
+
+  /**
+   * Can a guest rely on broadcasts for its SVA contexts at all? The policy enables BTM and gives
+   * the SMMU its VMs' pinned KVM VMIDs, and the guest kernel is of the shared-ASID SVA era
+   * (v5.10-v6.10, which every btm-* policy assumes; from v6.11 arm-smmu-v3-sva always issues
+   * commands, whatever BTM says).
+   */
+  private guestBtmPossible(): boolean {
+    // Fault vsmmu-btm-unpinned: the VMM advertises BTM whatever VMID the SMMU uses.
+    const unpinnedOk = this.faults !== null && this.faults.has(FaultHook.VSMMU_BTM_UNPINNED);
+    return this.policy.btm && (this.policy.smmuVmid === 'kvm-pinned' || unpinnedOk) && !this.policy.s2Aset && this.policy.svaEra === 'shared';
+  }
+
+  /**
+   * Does the guest's vSMMU advertise BTM for nested device `h`, and the guest rely on it? Only when the guest's broadcast
+   * TLBIs, which carry the VM's KVM VMID, match the device's nested entries, which carry its
+   * SMMU stage-2 VMID: BTM on and the domain using its VM's pinned KVM VMID (the vSMMU BTM series
+   * pins the KVM VMID for this reason; with an SMMU-private VMID the VMM must not advertise BTM).
+   */
+  guestSeesBtm(h: DeviceHandle): boolean {
+    if (h.assignment === null || !this.guestBtmPossible()) return false;
+    const dev = this.devices[h.smmu];
+    const d = h.assignment.domain;
+    const parent = d.kind === 'nested' && d.parent !== null ? d.parent : d;
+    if (!dev.has(FEAT.BTM) || !this.sim.hw.smmus[h.smmu].takesBroadcasts || this.policy.s2Aset) return false;
+    if (this.pinnedDomains.has(parent)) return true;
+    return this.faults !== null && this.faults.fire(FaultHook.VSMMU_BTM_UNPINNED);
+  }
+
+  /**
+   * The guest's arm-smmu-v3 driver invalidates its stage-1 context of nested device `h` after a
+   * guest munmap of [start, start+pages) (its SVA notifier, arm_smmu_tlb_inv_range_asid): the
+   * guest writes CMD_TLBI_NH_VA (ASID = the CD's) + CMD_SYNC into its vSMMU's queue; the VMM
+   * traps the CMDQ_PROD write and replays the batch on the physical SMMU with the stage-2
+   * parent's VMID (iommufd IOMMU_HWPT_INVALIDATE, arm_vsmmu_cache_invalidate). Returns the
+   * trapped batches (1).
+   */
+  guestVsmmuInvalidate(h: DeviceHandle, start: number, pages: number): number {
+    if (h.assignment === null || h.guestAsid === undefined) return 0;
+    const dev = this.devices[h.smmu];
+    const d = h.assignment.domain;
+    const parent = d.kind === 'nested' && d.parent !== null ? d.parent : d;
+    this.sim.metrics.begin(Source.GUEST);
+    this.sim.metrics.intend(h.ctx);
+    const e = resetCmdqEnt(dev.cmdq.ent, OP.CMD_TLBI_NH_VA);
+    e.asid = h.guestAsid;
+    e.vmid = parent.vmid;
+    e.leaf = 1;
+    tlbInvRange(dev, e, start * 4096, pages * 4096, 4096, parent);
+    this.sim.metrics.end();
+    return 1;
   }
 
   /** Bind an mm to a device PASID (SVA). */

@@ -101,6 +101,11 @@ export const WorkloadSchema = z.strictObject({
   }).default({ unmapPerMsPerVm: 1, rangeUnmapPerMsPerVm: 0.1, rangePages: 512, flushVmPerMsPerVm: 0.05, dirtyLogging: { vms: 0, passesPerMs: 0.5 } })
     .describe('KVM stage-2 maintenance driven by the host MMU notifiers.'),
   guestTlbiPerMsPerVm: z.number().min(0).default(2).describe('Guest TLBIs (upgraded to IS by HCR_EL2.FB) per ms per VM.'),
+  guestSva: z.strictObject({
+    munmapPerMsPerVm: z.number().min(0).default(0).describe('Guest munmap/mprotect per ms per VM in a process whose mm a nested device uses (guest SVA); needs nested: true. 0 = off.'),
+    munmapPages: z.number().int().min(1).default(16).describe('Pages per guest munmap/mprotect.'),
+  }).default({ munmapPerMsPerVm: 0, munmapPages: 16 })
+    .describe('Guest SVA through nesting: the guest changes a stage-1 table its device uses and invalidates it, by broadcast TLBIs (vSMMU with BTM) or by vSMMU commands the VMM traps.'),
   churn: z.strictObject({
     vmLifetimeMs: z.number().positive().optional().describe('Mean VM lifetime; a destroyed VM is replaced by a new one (rollover pressure). Absent = no churn.'),
   }).default({}).describe('VM creation and destruction.'),
@@ -124,6 +129,7 @@ export const CostSchema = z.strictObject({
   commandNs: z.number().min(0).default(50).describe('Driver cost to build and publish one command. No public figure.'),
   cmdSyncNs: z.number().min(0).default(2000).describe('CMD_SYNC round trip. No public figure; order of magnitude from J. Garry 2020 (peers.md N17: ~16 us per map+unmap at 32 CPUs).'),
   dvmMessageNs: z.number().min(0).default(100).describe('Cost to the SMMU of one DVM TLBI message. No public figure (peers.md §2.1).'),
+  vsmmuTrapNs: z.number().min(0).default(10000).describe('A guest vSMMU command batch trapped to the VMM and replayed by the host (VM exit, iommufd IOMMU_HWPT_INVALIDATE). No public figure: the order of an MMIO exit to user space plus an ioctl.'),
 });
 
 export const ScenarioSchema = z.strictObject({

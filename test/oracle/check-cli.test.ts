@@ -37,6 +37,7 @@ const BUILTIN: Record<string, { code: number; text: RegExp }> = {
   'vhe-strw-el1': { code: 0, text: /fault vhe-strw-el1: not exercised by this scenario: needs cpu\.vhe: true/ },
   'no-atc-inv': { code: 0, text: /fault no-atc-inv: not exercised by this scenario: needs devices with ATCs/ },
   'tlbi-non-shareable': { code: 1, text: /stale-tlb/ },
+  'vsmmu-btm-unpinned': { code: 0, text: /fault vsmmu-btm-unpinned: not exercised by this scenario: needs guest SVA through nesting/ },
 };
 
 describe.runIf(existsSync(bin))('btmsim check', () => {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FAULT_NAMES, FAULTS, faultHooksFor, parseFaultList, type FaultName } from '../../src/oracle/faults.js';
 import { Rule, type RuleId } from '../../src/oracle/rules.js';
 import type { PolicyName } from '../../src/workload/schema.js';
-import { ASID_ROLLOVER, ATS, CHURN, CPU_TLB, SVA, VHE, WIDE_VMIDS, check } from './fixtures.js';
+import { ASID_ROLLOVER, ATS, CHURN, CPU_TLB, NESTED_SVA, SVA, VHE, WIDE_VMIDS, check } from './fixtures.js';
 
 interface Case {
   fault: FaultName;
@@ -30,6 +30,7 @@ const CASES: Case[] = [
   { fault: 'no-atc-inv', why: 'the ATC of a reassigned StreamID keeps the previous VM\'s entries', yaml: ATS, policy: 'ptm', rule: Rule.VMID_ALIASING },
   { fault: 'tlbi-non-shareable', why: 'the SMMU never sees the local munmap TLBI', yaml: SVA, policy: 'btm-2020', rule: Rule.STALE_TLB },
   { fault: 'tlbi-non-shareable', why: 'another CPU keeps the guest page KVM unmapped', yaml: CPU_TLB, policy: 'ptm', rule: Rule.STALE_CPU_TLB },
+  { fault: 'vsmmu-btm-unpinned', why: 'the guest\'s munmap broadcasts carry the KVM VMID, its device\'s nested entries the SMMU\'s own', yaml: NESTED_SVA, policy: 'btm-2020', rule: Rule.STALE_TLB },
 ];
 
 describe('each fault is caught, with the rule it breaks', () => {

@@ -40,6 +40,25 @@ workload:
   sva: { processes: 0, hostProcesses: 0 }
 `;
 
+/** Guest SVA through nesting: guests munmap parts of their devices' buffers (shared-ASID era under btm-*). */
+export const NESTED_SVA = `
+seed: 5
+duration: { ms: 2 }
+cpu: { count: 4, vmidBits: 16 }
+smmu: { vmidBits: 16 }
+workload:
+  vms: 2
+  vcpusPerVm: 2
+  vmPages: 256
+  devicesPerVm: 1
+  nested: true
+  dma: { ratePerUs: 1, workingSetPages: 32, locality: 0.5 }
+  kvm: { unmapPerMsPerVm: 0, rangeUnmapPerMsPerVm: 0, flushVmPerMsPerVm: 0 }
+  guestTlbiPerMsPerVm: 0
+  guestSva: { munmapPerMsPerVm: 8, munmapPages: 16 }
+  sva: { processes: 0, hostProcesses: 0 }
+`;
+
 /** 16-bit VMIDs and 260 stage-2 domains (VMIDs 1..260) over the same small guest IPA range. */
 export const WIDE_VMIDS = `
 seed: 2

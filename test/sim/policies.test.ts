@@ -117,6 +117,40 @@ workload:
     expect(s.collateral.bySource.kvmPage).toBe(0);
   });
 
+  it('guest SVA through nesting: the vSMMU can rely on BTM only with pinned KVM VMIDs; otherwise every guest munmap is a trapped command batch', () => {
+    const sc = scenario(`
+seed: 5
+duration: { ms: 4 }
+cpu: { count: 4, vmidBits: 16 }
+smmu: { vmidBits: 16 }
+workload:
+  vms: 2
+  vcpusPerVm: 2
+  vmPages: 256
+  devicesPerVm: 1
+  nested: true
+  dma: { ratePerUs: 0.5, workingSetPages: 32 }
+  kvm: { unmapPerMsPerVm: 0, rangeUnmapPerMsPerVm: 0, flushVmPerMsPerVm: 0 }
+  guestTlbiPerMsPerVm: 0
+  guestSva: { munmapPerMsPerVm: 4, munmapPages: 16 }
+  sva: { processes: 0, hostProcesses: 0 }
+`);
+    const ptm = metricsOf(sc, 'ptm');
+    const btm = metricsOf(sc, 'btm-2020');
+    const pinned = metricsOf(sc, 'btm-kvm-pinned');
+    for (const m of [ptm, btm, pinned]) expect(m.workload.guestSvaMunmaps).toBeGreaterThan(5);
+    // ptm, and btm-2020 whose SMMU VMIDs are not KVM's: CMD_TLBI_NH_VA + CMD_SYNC through the VMM.
+    for (const m of [ptm, btm]) {
+      expect(m.workload.vsmmuTraps).toBe(m.workload.guestSvaMunmaps);
+      expect(m.commands.byOpcode.CMD_TLBI_NH_VA).toBeGreaterThanOrEqual(m.workload.guestSvaMunmaps);
+      expect(m.translation.vsmmuTrapTimeNs).toBe(m.workload.vsmmuTraps * sc.cost.vsmmuTrapNs);
+    }
+    // Pinned KVM VMIDs: the guest's broadcast TLBIs reach the nested entries; no trap, no NH_VA.
+    expect(pinned.vmid.pinnedPeak).toBe(2);
+    expect(pinned.workload.vsmmuTraps).toBe(0);
+    expect(pinned.commands.byOpcode.CMD_TLBI_NH_VA ?? 0).toBe(0);
+  });
+
   it('host SVA with BTM (shared pinned CPU ASID) replaces notifier commands by broadcasts', () => {
     const sc = scenario(`
 seed: 3

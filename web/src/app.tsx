@@ -5,7 +5,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { RunOutput } from '../../src/sim/run.js';
-import { TABLE_ROWS } from '../../src/report/table.js';
+import { tableRowsFor } from '../../src/report/table.js';
 import { runCharts, fmtMs } from './charts.js';
 import { Editor, type Issue } from './editor.js';
 import { cellText, runJson } from './export.js';
@@ -361,7 +361,7 @@ function CompareTable({ out, info }: { out: RunOutput; info: RunInfo }) {
           <tr><th scope="col">metric</th>{out.results.map((r) => <th scope="col" key={r.policy}>{r.policy}</th>)}</tr>
         </thead>
         <tbody>
-          {TABLE_ROWS.map((row) => (
+          {tableRowsFor(out).map((row) => (
             <tr key={row.label} class={row.indent ? 'sub' : ''} data-row={row.label}>
               <th scope="row">{row.label}</th>
               {out.results.map((r) => <td key={r.policy} data-policy={r.policy}>{cellText(row.get(r.metrics))}</td>)}
