@@ -195,11 +195,12 @@ export class SmmuSide {
       guestCtx = this.sim.ctxs.add(CtxKind.NESTED_S1, vmSlot, `vm${vmSlot}#${kvmId} guest S1 sid ${hexId(sid)}`);
       const g = this.sim.hw.memory.newTable(guestCtx, `vm${vmSlot}#${kvmId} guest stage 1 for sid ${hexId(sid)}`);
       g.mapLinear(vmS2.linearStart, vmS2.linearCount, vmS2.linearStart);
-      // A guest relying on its vSMMU's BTM (shared-ASID era, vSMMU BTM only with pinned KVM
-      // VMIDs) writes ASET=0 so that its broadcasts match; otherwise ASET=1 as Linux writes
-      // private CDs.
+      // With guest SVA the CD is the guest process's (its mm's ASID); a guest relying on its
+      // vSMMU's BTM (shared-ASID era, vSMMU BTM only with pinned KVM VMIDs) writes ASET=0 so
+      // that its broadcasts match. A guest DMA domain's CD has ASET=1, as Linux writes CDs
+      // without an mm.
       guestAsid = 1 + (sid & 0xff);
-      const aset = this.guestBtmPossible() ? 0 : 1;
+      const aset = this.sc.workload.guestSva.munmapPerMsPerVm > 0 && this.guestBtmPossible() ? 0 : 1;
       guestCds = [newCd({ ASID: guestAsid, ASET: aset, TTB0: tableBase(g.id) })];
       guestTable = g;
     }
