@@ -135,7 +135,7 @@ type Getter = (m: RunMetrics) => number | null;
 
 const WORKLOAD_KEYS = [
   'vcpuLoads', 'kvmUnmaps', 'kvmRangeUnmaps', 'kvmVmFlushes', 'dirtyPasses', 'guestTlbis', 'vmsCreated', 'vmsDestroyed',
-  'svaMunmaps', 'hostSwitches', 'localAsidFlushes', 'kvmRolloverFlushes', 'dmaFaults', 'devicesUnattached',
+  'svaMunmaps', 'guestSvaMunmaps', 'vsmmuTraps', 'hostSwitches', 'localAsidFlushes', 'kvmRolloverFlushes', 'dmaFaults', 'devicesUnattached',
 ] as const;
 
 const sum = (a: readonly number[]): number => a.reduce((x, y) => x + y, 0);
@@ -184,6 +184,7 @@ export const METRIC_COLUMNS: ReadonlyArray<readonly [string, Getter]> = [
   ['translation.meanTranslationNs', (m) => m.translation.meanTranslationNs],
   ['translation.driverInvalidationTimeNs', (m) => m.translation.driverInvalidationTimeNs],
   ['translation.dvmTimeNs', (m) => m.translation.dvmTimeNs],
+  ['translation.vsmmuTrapTimeNs', (m) => m.translation.vsmmuTrapTimeNs],
   ['cpu.tlbiBroadcast', (m) => m.cpu.tlbiBroadcast],
   ['cpu.tlbiLocal', (m) => m.cpu.tlbiLocal],
   ['cpu.dsb', (m) => m.cpu.dsb],

@@ -35,10 +35,11 @@ const DEFAULTS = {
       dirtyLogging: { vms: 0, passesPerMs: 0.5 },
     },
     guestTlbiPerMsPerVm: 2,
+    guestSva: { munmapPerMsPerVm: 0, munmapPages: 16 },
     churn: {},
     sva: { processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16 },
   },
-  cost: { tlbHitNs: 3, walkAccessNs: 90, commandNs: 50, cmdSyncNs: 2000, dvmMessageNs: 100 },
+  cost: { tlbHitNs: 3, walkAccessNs: 90, commandNs: 50, cmdSyncNs: 2000, dvmMessageNs: 100, vsmmuTrapNs: 10000 },
 };
 
 /** Every (sub)schema in the tree with its JSON pointer-ish location. */

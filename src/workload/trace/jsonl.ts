@@ -41,6 +41,8 @@ export interface DriverDesc {
 }
 export interface CostDesc {
   tlbHitNs: number; walkAccessNs: number; commandNs: number; cmdSyncNs: number; dvmMessageNs: number;
+  /** Since btmsim 0.1 with guest SVA (optional: older traces lack it). */
+  vsmmuTrapNs?: number;
 }
 
 interface Base { t?: number }
@@ -241,6 +243,7 @@ function parseHeader(v: V): HeaderEvent {
   if (v.o.cost !== undefined) {
     const c = new V(v.obj('cost'), v.lineNo, 'header cost');
     h.cost = { tlbHitNs: c.num('tlbHitNs'), walkAccessNs: c.num('walkAccessNs'), commandNs: c.num('commandNs'), cmdSyncNs: c.num('cmdSyncNs'), dvmMessageNs: c.num('dvmMessageNs') };
+    if (c.o.vsmmuTrapNs !== undefined) h.cost.vsmmuTrapNs = c.num('vsmmuTrapNs');
   }
   if (v.o.info !== undefined) h.info = v.obj('info');
   return h;
