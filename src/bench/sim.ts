@@ -20,15 +20,20 @@ export interface SimBenchResult {
 }
 
 /** End-to-end rate on the built-in scenario's workload under one policy, for `events` events. */
-export function benchSimulation(events = 2_000_000, policy: PolicyName = 'btm-2020'): SimBenchResult {
+export function benchSimulation(events = 2_000_000, policy: PolicyName = 'btm-2020', reps = 3): SimBenchResult {
   const sc = { ...builtinScenario(), duration: { events } };
   // Warm-up so the JIT has compiled the hot paths: two runs, each with its own Simulation, so
   // that what differs between instances (their callbacks, growing arrays) has been seen before
   // the timed run and it measures steady-state compiled code, not one-time deoptimisations.
   for (let w = 0; w < 2; w++) runScenario({ ...sc, duration: { events: 300_000 } }, [policy]);
-  const sim = new Simulation(sc, policy);
-  const t0 = performance.now();
-  sim.run();
-  const s = (performance.now() - t0) / 1000;
-  return { eventsPerSec: sim.events / s, dmaPerSec: sim.dmaEvents / s, events: sim.events, seconds: s };
+  // Best of `reps` timed runs: the least disturbed by anything else on the machine.
+  let best: SimBenchResult | null = null;
+  for (let r = 0; r < reps; r++) {
+    const sim = new Simulation(sc, policy);
+    const t0 = performance.now();
+    sim.run();
+    const s = (performance.now() - t0) / 1000;
+    if (best === null || s < best.seconds) best = { eventsPerSec: sim.events / s, dmaPerSec: sim.dmaEvents / s, events: sim.events, seconds: s };
+  }
+  return best!;
 }

@@ -173,7 +173,7 @@ export const tableIdOf = (base: number): number => base / 0x1000_0000 - 1;
 
 /** All page tables of the system, by id. Also what the SMMU "reads" when it walks. */
 export class Memory {
-  private readonly tables: PageTable[] = [];
+  private readonly tables: (PageTable | undefined)[] = [];
   private tableListener: PageTableListener | null = null;
 
   newTable(ctx: number, name: string): PageTable {
@@ -186,7 +186,16 @@ export class Memory {
   /** Watch every table, existing and future (null: stop). */
   setTableListener(l: PageTableListener | null): void {
     this.tableListener = l;
-    for (const t of this.tables) t.listener = l;
+    for (const t of this.tables) if (t !== undefined) t.listener = l;
+  }
+
+  /**
+   * Forget a table nobody can reach any more (its VM or domain is gone and no STE or CD points
+   * at it), so that long runs with VM churn do not keep every table ever made. Its id is not
+   * reused.
+   */
+  release(t: PageTable): void {
+    if (this.tables[t.id] === t) this.tables[t.id] = undefined;
   }
 
   table(id: number): PageTable | undefined {

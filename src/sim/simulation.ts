@@ -766,6 +766,7 @@ export class Simulation {
     for (const t of tables) t.unmapAll();
     this.smmuSide.destroyVm(vm.kvmId);
     if (this.observer !== null) for (const t of tables) this.observer.maintenanceDone(t, MAINTENANCE.VM_DESTROY);
+    for (const t of tables) this.hw.memory.release(t);
     for (const di of vm.devices) {
       const d = this.devices[di];
       d.handle = null;

@@ -27,5 +27,6 @@ describe.runIf(existsSync(bin))('btmsim bench --quick --json', () => {
     // The sweep's results do not depend on the number of workers.
     expect(j.sweep.identical).toBe(true);
     expect(j.rssByRunLength.map((x: { events: number }) => x.events)).toEqual([1e5, 1e6]);
+    for (const x of j.rssByRunLength) expect(x.liveHeapMiB).toBeGreaterThan(0);
   }, 120_000);
 });
