@@ -3,6 +3,7 @@ import { runScenario } from '../../src/sim/run.js';
 import { loadScenarioText } from '../../src/workload/load.js';
 import type { PolicyName, Scenario } from '../../src/workload/schema.js';
 import { BUILTIN_SCENARIO_YAML } from '../../src/workload/builtin.js';
+import { NESTED_SVA } from '../oracle/fixtures.js';
 
 function scenario(yaml: string): Scenario {
   const r = loadScenarioText(yaml, 'test.yaml');
@@ -118,23 +119,7 @@ workload:
   });
 
   it('guest SVA through nesting: the vSMMU can rely on BTM only with pinned KVM VMIDs; otherwise every guest munmap is a trapped command batch', () => {
-    const sc = scenario(`
-seed: 5
-duration: { ms: 4 }
-cpu: { count: 4, vmidBits: 16 }
-smmu: { vmidBits: 16 }
-workload:
-  vms: 2
-  vcpusPerVm: 2
-  vmPages: 256
-  devicesPerVm: 1
-  nested: true
-  dma: { ratePerUs: 0.5, workingSetPages: 32 }
-  kvm: { unmapPerMsPerVm: 0, rangeUnmapPerMsPerVm: 0, flushVmPerMsPerVm: 0 }
-  guestTlbiPerMsPerVm: 0
-  guestSva: { munmapPerMsPerVm: 4, munmapPages: 16 }
-  sva: { processes: 0, hostProcesses: 0 }
-`);
+    const sc = scenario(NESTED_SVA);
     const ptm = metricsOf(sc, 'ptm');
     const btm = metricsOf(sc, 'btm-2020');
     const pinned = metricsOf(sc, 'btm-kvm-pinned');
