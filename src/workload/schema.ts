@@ -116,6 +116,9 @@ export const WorkloadSchema = z.strictObject({
     hostProcesses: z.number().int().min(0).default(16).describe('Other host processes context-switching on the CPUs (ASID pressure).'),
   }).default({ processes: 0, munmapPerMs: 1, munmapPages: 16, hostProcesses: 16 })
     .describe('Shared Virtual Addressing: host processes whose page tables the SMMU walks.'),
+}).refine((w) => w.guestSva.munmapPerMsPerVm === 0 || (w.nested && w.devicesPerVm > 0), {
+  path: ['guestSva', 'munmapPerMsPerVm'],
+  error: 'guest SVA goes through a nested device: needs workload.nested: true and devicesPerVm > 0 (or set 0)',
 });
 
 export const DurationSchema = z.union([

@@ -103,6 +103,11 @@ describe('scenario validation errors: located, one line each', () => {
     expectFirst('cpu:\n  tlb:\n    policy: rr\n    entries: 2\n', 3, 5, 'cpu.tlb.ways', 'must divide entries (2 entries / 5 ways');
   });
 
+  it('guest SVA without nested devices: points at guestSva.munmapPerMsPerVm (it would do nothing)', () => {
+    expectFirst('workload:\n  vms: 2\n  guestSva: { munmapPerMsPerVm: 2 }\n', 3, 33, 'workload.guestSva.munmapPerMsPerVm', 'needs workload.nested: true');
+    expect(loadScenarioText('workload:\n  nested: true\n  guestSva: { munmapPerMsPerVm: 2 }\n', 'f.yaml').ok).toBe(true);
+  });
+
   it('duration with both ms and events: points at the second key', () => {
     expectFirst('duration:\n  ms: 5\n  events: 100\n', 3, 3, 'duration.events', 'give either ms or events, not both');
   });
