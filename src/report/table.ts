@@ -10,6 +10,8 @@ interface Row {
 }
 
 const ms = (ns: number): string => (ns / 1e6).toFixed(3);
+/** The run had guest SVA munmaps (the rows about them are shown only then). */
+const guestSva = (m: RunMetrics): boolean => (m.workload.guestSvaMunmaps ?? 0) > 0;
 
 /** The rows of `btmsim run`'s table, in reading order (README "Reading the default output"). */
 export const TABLE_ROWS: Row[] = [
@@ -35,9 +37,9 @@ export const TABLE_ROWS: Row[] = [
   { label: 'walk memory accesses', get: (m) => m.translation.walkAccesses },
   { label: 'DMA translation time (ms)', get: (m) => ms(m.translation.dmaTimeNs) },
   { label: 'driver invalidation time (ms)', get: (m) => ms(m.translation.driverInvalidationTimeNs) },
-  { label: 'guest SVA munmaps (nested)', get: (m) => m.workload.guestSvaMunmaps ?? 0, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
-  { label: 'vSMMU command traps', get: (m) => m.workload.vsmmuTraps ?? 0, indent: true, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
-  { label: 'vSMMU trap time (ms)', get: (m) => ms(m.translation.vsmmuTrapTimeNs ?? 0), indent: true, showIf: (m) => (m.workload.guestSvaMunmaps ?? 0) > 0 },
+  { label: 'guest SVA munmaps (nested)', get: (m) => m.workload.guestSvaMunmaps ?? 0, showIf: guestSva },
+  { label: 'vSMMU command traps', get: (m) => m.workload.vsmmuTraps ?? 0, indent: true, showIf: guestSva },
+  { label: 'vSMMU trap time (ms)', get: (m) => ms(m.translation.vsmmuTrapTimeNs ?? 0), indent: true, showIf: guestSva },
 ];
 
 /** The rows shown for these results (TABLE_ROWS without the rows no run needs). */

@@ -324,10 +324,8 @@ export class SmmuSide {
   guestSeesBtm(h: DeviceHandle): boolean {
     if (h.assignment === null || !this.guestBtmPossible()) return false;
     const dev = this.devices[h.smmu];
-    const d = h.assignment.domain;
-    const parent = d.kind === 'nested' && d.parent !== null ? d.parent : d;
-    if (!dev.has(FEAT.BTM) || !this.sim.hw.smmus[h.smmu].takesBroadcasts || this.policy.s2Aset) return false;
-    if (this.pinnedDomains.has(parent)) return true;
+    if (!dev.has(FEAT.BTM) || !this.sim.hw.smmus[h.smmu].takesBroadcasts) return false;
+    if (this.pinnedDomains.has(h.assignment.domain.invalidationDomain)) return true;
     return this.faults !== null && this.faults.fire(FaultHook.VSMMU_BTM_UNPINNED);
   }
 
@@ -342,8 +340,7 @@ export class SmmuSide {
   guestVsmmuInvalidate(h: DeviceHandle, start: number, pages: number): number {
     if (h.assignment === null || h.guestAsid === undefined) return 0;
     const dev = this.devices[h.smmu];
-    const d = h.assignment.domain;
-    const parent = d.kind === 'nested' && d.parent !== null ? d.parent : d;
+    const parent = h.assignment.domain.invalidationDomain;
     this.sim.metrics.begin(Source.GUEST);
     this.sim.metrics.intend(h.ctx);
     const e = resetCmdqEnt(dev.cmdq.ent, OP.CMD_TLBI_NH_VA);

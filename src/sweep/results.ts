@@ -42,16 +42,9 @@ export interface JobRecord {
 }
 
 /** A row of the results: a record with its grid point. */
-export interface SweepRow {
-  job: number;
+export interface SweepRow extends JobRecord {
   point: number;
   params: Record<string, AxisValue>;
-  policy: PolicyName;
-  seed: number;
-  status: 'ok' | 'error';
-  error?: string;
-  metrics?: RunMetrics;
-  timeline?: Timeline;
 }
 
 export interface Shard { index: number; count: number }

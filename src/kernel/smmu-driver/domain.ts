@@ -142,6 +142,11 @@ export class ArmSmmuDomain {
     return this.sharedCd !== null ? this.sharedCd.asid : this.asid;
   }
 
+  /** The domain whose table and VMID TLB invalidation addresses: a nested domain's S2 parent, else itself. */
+  get invalidationDomain(): ArmSmmuDomain {
+    return this.kind === 'nested' && this.parent !== null ? this.parent : this;
+  }
+
   toString(): string {
     const id = this.stage === 'S1' ? `asid ${this.effectiveAsid}` : `vmid ${this.vmid}`;
     return `${this.kind}#${this.id}(${id}${this.nestParent ? ', nest parent' : ''})`;

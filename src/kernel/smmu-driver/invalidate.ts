@@ -55,7 +55,7 @@ export function tlbInvAsid(dev: ArmSmmuDevice, asid: number): void {
 
 /** `arm_smmu_tlb_inv_context` (io-pgtable tlb_flush_all; also what freeing a domain issues). */
 export function tlbInvContext(dev: ArmSmmuDevice, domain: ArmSmmuDomain): void {
-  const d = domain.kind === 'nested' && domain.parent !== null ? domain.parent : domain;
+  const d = domain.invalidationDomain;
   if (d.stage === 'S1') {
     tlbInvAsid(dev, d.effectiveAsid);
   } else {
@@ -121,7 +121,7 @@ export function tlbInvRange(
 export function tlbInvRangeDomain(
   dev: ArmSmmuDevice, domain: ArmSmmuDomain, iova: number, size: number, granule: number, leaf: boolean,
 ): void {
-  const d = domain.kind === 'nested' && domain.parent !== null ? domain.parent : domain;
+  const d = domain.invalidationDomain;
   const e = resetCmdqEnt(dev.cmdq.ent, 0);
   e.leaf = leaf ? 1 : 0;
   if (d.stage === 'S1') {

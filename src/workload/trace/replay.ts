@@ -30,6 +30,7 @@ import { ArmSmmuDriver, type ArmSmmuDevice } from '../../kernel/smmu-driver/devi
 import { isDriverError } from '../../kernel/smmu-driver/ids.js';
 import { ContextRegistry, CtxKind } from '../../sim/contexts.js';
 import { Metrics, Source, commandsByName, smmuTotals } from '../../sim/metrics.js';
+import type { RunMetrics } from '../../sim/run.js';
 import type { PolicyName } from '../schema.js';
 import { TraceError } from './errors.js';
 import { INTENT_SOURCES, type CostDesc, type HeaderEvent, type TraceEvent } from './jsonl.js';
@@ -66,22 +67,14 @@ export interface ReplayOptions {
   cpus?: number;
 }
 
-export interface ReplayMetrics {
+/** The hardware-side metrics of a run (RunMetrics' own shapes), plus what a replay knows. */
+export interface ReplayMetrics extends Pick<RunMetrics,
+  'dmaTranslations' | 'collateral' | 'intended' | 'collateralRefills' | 'collateralRefillWalkAccesses' | 'commands' | 'dvm' | 'cpu'> {
   label: string;
   /** Trace events applied (header excluded). */
   events: number;
-  dmaTranslations: number;
-  collateral: { total: number; bySource: Record<string, number>; byVictim: Record<string, number>; matrix: Record<string, Record<string, number>> };
-  intended: { total: number; bySource: Record<string, number>; byVictim: Record<string, number> };
-  collateralRefills: number;
-  collateralRefillWalkAccesses: number;
-  commands: { total: number; syncs: number; byOpcode: Record<string, number> };
-  dvm: { messages: number; syncs: number; receivedPerSmmu: number[]; ignoredPerSmmu: number[] };
-  translation: {
-    hits: number; misses: number; hitRate: number; walkAccesses: number; faults: number;
-    dmaTimeNs: number; meanTranslationNs: number; driverInvalidationTimeNs: number; dvmTimeNs: number;
-  };
-  cpu: { tlbiBroadcast: number; tlbiLocal: number; dsb: number };
+  /** No vSMMU traps in a trace: the guest's commands appear as the host's. */
+  translation: Omit<RunMetrics['translation'], 'vsmmuTrapTimeNs'>;
   smmu: {
     /** Commands the SMMU model rejected (CERROR_ILL), handled as Linux does. */
     commandErrors: number;
